@@ -1,0 +1,68 @@
+"""Referral Hub: a consent-aware referral hub for child-protection NGO networks."""
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from . import config as settings
+from . import csrf, errors, logs, request_handling
+from .extensions import db, migrate
+
+
+def _development_secret(instance_path):
+    """A random secret kept in the instance folder, so a local hub needs no setup."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    """Make SQLite enforce foreign keys and let readers and a writer work at once."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+
+def create_app(config=None):
+    app = Flask(__name__, instance_path=os.environ.get("HUB_INSTANCE_PATH"))
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(settings.from_environment(app.instance_path))
+    app.config.update(config or {})
+    if (
+        app.config["HUB_ENV"] == "development"
+        and app.config["SECRET_KEY"] == settings.DEFAULT_SECRET_KEY
+    ):
+        app.config["SECRET_KEY"] = _development_secret(app.instance_path)
+    settings.check_production_safety(app.config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+
+    logs.configure(app)
+    db.init_app(app)
+    migrations = Path(__file__).resolve().parent.parent / "migrations"
+    migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)
+    request_handling.register(app)
+    errors.register(app)
+    app.jinja_env.globals["csrf_token"] = csrf.csrf_token
+
+    from .auth import api as auth_api
+    from .auth import keys, oauth_api, oauth_server, revocation, views
+    from .directory import api as directory_api
+    from .health import bp as health_bp
+
+    app.extensions["hub_keys"] = keys.KeyCache()
+    app.extensions["hub_deny_list"] = revocation.DenyList()
+    app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
+    for blueprint in (health_bp, oauth_api.bp, views.bp, auth_api.bp, directory_api.bp):
+        app.register_blueprint(blueprint)
+    return app

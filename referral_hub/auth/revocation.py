@@ -1,0 +1,71 @@
+"""Deny-list of access tokens: by token, grant, client or user, until the tokens expire."""
+
+import threading
+import time
+from datetime import timedelta
+
+from flask import current_app
+
+from .. import clock
+from ..extensions import db
+from .models import TokenRevocation
+
+
+def revoke(key, lifetime=None):
+    """Void every token matching key ("jti:…", "grant:…", "client:…", "user:…") issued until now."""
+    moment = clock.now()
+    lifetime = lifetime or current_app.config["ACCESS_TOKEN_LIFETIME"] + 120
+    row = db.session.get(TokenRevocation, key)
+    if row is None:
+        row = TokenRevocation(key=key)
+        db.session.add(row)
+    row.revoked_at = moment
+    row.expires_at = moment + timedelta(seconds=lifetime)
+    db.session.flush()
+    deny_list().remember(key, moment.timestamp())
+
+
+def purge_expired():
+    db.session.execute(db.delete(TokenRevocation).where(TokenRevocation.expires_at < clock.now()))
+
+
+class DenyList:
+    """In-memory copy of the revocations, reloaded every few seconds from the database."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = {}
+        self._loaded_at = None
+
+    def remember(self, key, revoked_at):
+        with self._lock:
+            self._entries[key] = revoked_at
+
+    def clear(self):
+        with self._lock:
+            self._entries, self._loaded_at = {}, None
+
+    def _refresh(self):
+        max_age = current_app.config["REVOCATION_CACHE_SECONDS"]
+        with self._lock:
+            if self._loaded_at is not None and time.monotonic() - self._loaded_at < max_age:
+                return
+            rows = db.session.execute(
+                db.select(TokenRevocation.key, TokenRevocation.revoked_at).where(
+                    TokenRevocation.expires_at >= clock.now()
+                )
+            )
+            self._entries = {key: revoked_at.timestamp() for key, revoked_at in rows}
+            self._loaded_at = time.monotonic()
+
+    def is_revoked(self, claims):
+        self._refresh()
+        keys = [f"jti:{claims['jti']}", f"client:{claims['client_id']}", f"user:{claims['sub']}"]
+        if claims.get("gid"):
+            keys.append(f"grant:{claims['gid']}")
+        issued_at = claims["iat"]
+        return any(key in self._entries and issued_at <= self._entries[key] for key in keys)
+
+
+def deny_list():
+    return current_app.extensions["hub_deny_list"]

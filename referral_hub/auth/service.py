@@ -1,0 +1,231 @@
+"""Rules for signing in and for managing an organisation's users and API clients."""
+
+import re
+
+from sqlalchemy.exc import IntegrityError
+
+from .. import clock
+from ..directory.models import Organization
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..extensions import db
+from . import revocation, throttle
+from .credentials import digest, hash_password, new_secret, verify_password
+from .models import Membership, OAuthClient, RefreshToken, User
+
+PROVINCE_CODE = re.compile(r"^(0[1-9]|1[0-9]|2[0-5])$")
+ROLES_ONLY_COORDINATORS_GRANT = {"coordinator", "focal_point"}
+
+
+def sign_in(email, password):
+    """The active user with these credentials, or None; repeated failures are throttled."""
+    key = f"login:{email.strip().lower()}"[:300]
+    throttle.check(key)
+    user = db.session.scalar(db.select(User).filter_by(email=email.strip().lower()))
+    password_hash = user.password_hash if user and user.active else None
+    if not verify_password(password_hash, password):
+        throttle.record_failure(key)
+        return None
+    throttle.record_success(key)
+    user.last_login_at = clock.now()
+    db.session.commit()
+    return user
+
+
+def organization_name(organization_id):
+    organization = db.session.get(Organization, organization_id)
+    return organization.name if organization else ""
+
+
+def managed_organization(principal, organization_id):
+    """The organisation if the principal administers it; 404 if it may not even know of it."""
+    organization = db.session.get(Organization, organization_id)
+    is_coordinator = principal.has_role("coordinator")
+    if organization is None or (
+        organization.id != principal.organization_id and not is_coordinator
+    ):
+        raise NotFound("No such organisation.")
+    if not is_coordinator and not principal.has_role("org_admin"):
+        raise Forbidden("Only the organisation's admins and network coordinators may do this.")
+    return organization
+
+
+def _check_roles(principal, roles, provinces):
+    if principal is not None and not principal.has_role("coordinator"):
+        reserved = ROLES_ONLY_COORDINATORS_GRANT.intersection(roles)
+        if reserved:
+            raise Forbidden(f"Only network coordinators may grant: {', '.join(sorted(reserved))}.")
+    bad = [code for code in provinces if not PROVINCE_CODE.match(code)]
+    if bad:
+        raise InvalidInput(
+            "Unknown province codes.", errors=[{"field": "provinces", "message": f"Unknown: {bad}"}]
+        )
+    if "focal_point" in roles and not provinces:
+        raise InvalidInput(
+            "A focal point covers at least one province.",
+            errors=[{"field": "provinces", "message": "Required for the focal_point role."}],
+        )
+
+
+def _set_roles(user, roles, provinces):
+    user.memberships = [
+        Membership(role=role, provinces=sorted(provinces) if role == "focal_point" else [])
+        for role in sorted(set(roles))
+    ]
+
+
+def create_user(principal, organization_id, email, roles, name="", provinces=(), password=None):
+    """Add a user to an organisation; principal None means the command line (trusted)."""
+    if principal is not None:
+        managed_organization(principal, organization_id)
+    elif db.session.get(Organization, organization_id) is None:
+        raise NotFound("No such organisation.")
+    _check_roles(principal, roles, provinces)
+    user = User(
+        organization_id=organization_id,
+        email=email.strip().lower(),
+        name=name,
+        password_hash=hash_password(password) if password else None,
+    )
+    _set_roles(user, roles, provinces)
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(
+            "A user with this email exists already.",
+            errors=[{"field": "email", "message": "Taken."}],
+        ) from None
+    return user
+
+
+def _user_of(principal, organization_id, user_id):
+    managed_organization(principal, organization_id)
+    user = db.session.get(User, user_id)
+    if user is None or user.organization_id != organization_id:
+        raise NotFound("No such user.")
+    return user
+
+
+def list_users(principal, organization_id):
+    managed_organization(principal, organization_id)
+    return db.session.scalars(
+        db.select(User).filter_by(organization_id=organization_id).order_by(User.email)
+    ).all()
+
+
+def update_user(principal, organization_id, user_id, changes):
+    """Change name, roles, provinces or active; anything that narrows access voids their tokens."""
+    user = _user_of(principal, organization_id, user_id)
+    if user.id == principal.user_id and changes.get("active") is False:
+        raise Conflict("You cannot disable your own account.")
+    roles = changes.get("roles", user.roles)
+    provinces = changes.get("provinces", user.provinces)
+    if "roles" in changes or "provinces" in changes:
+        _check_roles(principal, roles, provinces)
+        _set_roles(user, roles, provinces)
+    if "name" in changes:
+        user.name = changes["name"]
+    if "active" in changes:
+        user.active = changes["active"]
+    if not user.active or {"roles", "provinces"} & changes.keys():
+        revocation.revoke(f"user:{user.id}")
+    if not user.active:
+        db.session.execute(
+            db.update(RefreshToken)
+            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=clock.now())
+        )
+    db.session.flush()
+    return user
+
+
+def create_client(
+    principal, organization_id, name, scopes, grant_types, auth_method, redirect_uris=(), jwks=None
+):
+    """Register an API client; returns (client, secret) and the secret is never shown again."""
+    if principal is not None:
+        managed_organization(principal, organization_id)
+    elif db.session.get(Organization, organization_id) is None:
+        raise NotFound("No such organisation.")
+    _check_client_shape(grant_types, auth_method, redirect_uris, jwks)
+    secret = new_secret() if auth_method.startswith("client_secret") else None
+    client = OAuthClient(
+        client_id=f"hub_{new_secret(12)}",
+        organization_id=organization_id,
+        name=name,
+        secret_hash=digest(secret) if secret else None,
+        auth_method=auth_method,
+        grant_types=sorted(set(grant_types)),
+        redirect_uris=list(redirect_uris),
+        scope=" ".join(sorted(set(scopes))),
+        jwks=jwks,
+    )
+    db.session.add(client)
+    db.session.flush()
+    return client, secret
+
+
+def _check_client_shape(grant_types, auth_method, redirect_uris, jwks):
+    errors = []
+    interactive = "authorization_code" in grant_types
+    if interactive and not redirect_uris:
+        errors.append({"field": "redirect_uris", "message": "Required for authorization_code."})
+    if "refresh_token" in grant_types and not interactive:
+        errors.append(
+            {"field": "grant_types", "message": "refresh_token goes with authorization_code."}
+        )
+    if auth_method == "none" and "client_credentials" in grant_types:
+        errors.append(
+            {"field": "auth_method", "message": "client_credentials needs a confidential client."}
+        )
+    if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
+        errors.append(
+            {"field": "jwks", "message": "private_key_jwt needs the client's public keys."}
+        )
+    if errors:
+        raise InvalidInput("The client registration is inconsistent.", errors=errors)
+
+
+def _client_of(principal, organization_id, client_id):
+    managed_organization(principal, organization_id)
+    client = db.session.scalar(db.select(OAuthClient).filter_by(client_id=client_id))
+    if client is None or client.organization_id != organization_id:
+        raise NotFound("No such client.")
+    return client
+
+
+def list_clients(principal, organization_id):
+    managed_organization(principal, organization_id)
+    return db.session.scalars(
+        db.select(OAuthClient)
+        .filter_by(organization_id=organization_id)
+        .order_by(OAuthClient.created_at)
+    ).all()
+
+
+def update_client(principal, organization_id, client_id, changes):
+    """Rename, re-scope or revoke a client; revoking voids its tokens at once."""
+    client = _client_of(principal, organization_id, client_id)
+    if client.revoked_at is not None:
+        raise Conflict("This client has been revoked.")
+    if "name" in changes:
+        client.name = changes["name"]
+    if "redirect_uris" in changes:
+        _check_client_shape(
+            client.grant_types, client.auth_method, changes["redirect_uris"], client.jwks
+        )
+        client.redirect_uris = list(changes["redirect_uris"])
+    if "scopes" in changes:
+        client.scope = " ".join(sorted(set(changes["scopes"])))
+        revocation.revoke(f"client:{client.client_id}")
+    if changes.get("revoked"):
+        client.revoked_at = clock.now()
+        revocation.revoke(f"client:{client.client_id}")
+        db.session.execute(
+            db.update(RefreshToken)
+            .where(RefreshToken.client_id == client.client_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=clock.now())
+        )
+    db.session.flush()
+    return client

@@ -1,0 +1,96 @@
+"""Sign-in, sign-out and the OAuth approval page."""
+
+from urllib.parse import urlsplit
+
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+
+from ..config import SCOPES
+from ..csrf import check_csrf
+from ..errors import TooManyRequests
+from ..extensions import db
+from . import service
+from .models import User
+from .oauth_api import server
+
+bp = Blueprint("auth_pages", __name__)
+
+
+def signed_in_user():
+    user_id = session.get("user_id")
+    user = db.session.get(User, user_id) if user_id else None
+    return user if user and user.active else None
+
+
+def _safe_next(target):
+    """Only same-site paths, never another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("health.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("login.html", next_url=next_url, error=None)
+    check_csrf()
+    email = request.form.get("email", "")
+    try:
+        user = service.sign_in(email, request.form.get("password", ""))
+    except TooManyRequests as exc:
+        page = render_template("login.html", next_url=next_url, error=exc.detail)
+        return page, 429, exc.headers
+    if user is None:
+        error = "The email or password is not right."
+        return render_template("login.html", next_url=next_url, error=error), 401
+    session.clear()
+    session.permanent = True
+    session["user_id"] = user.id
+    return redirect(next_url)
+
+
+@bp.post("/logout")
+def logout():
+    check_csrf()
+    session.clear()
+    return redirect(url_for("auth_pages.login"))
+
+
+def _error_page(error, status=400):
+    message = error.description or error.error
+    return render_template(
+        "message.html", title="Authorization request refused", message=message
+    ), status
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+def authorize():
+    user = signed_in_user()
+    if user is None:
+        return redirect(url_for("auth_pages.login", next=request.full_path))
+    oauth = server()
+    try:
+        grant = oauth.get_consent_grant(end_user=user)
+    except OAuth2Error as error:
+        if getattr(error, "redirect_uri", None):
+            return oauth.handle_error_response(None, error)
+        return _error_page(error)
+    if request.method == "GET":
+        redirect_uri = grant.request.payload.redirect_uri
+        parts = urlsplit(redirect_uri)
+        g.csp_form_action_extra = f"{parts.scheme}://{parts.netloc}"
+        scopes = grant.request.scope.split()
+        return render_template(
+            "authorize.html",
+            client=grant.client,
+            organization=service.organization_name(grant.client.organization_id),
+            scopes=[(scope, SCOPES[scope]) for scope in scopes],
+            user=user,
+        )
+    check_csrf()
+    approved = request.form.get("decision") == "approve"
+    current_app.logger.info(
+        "authorization %s by user %s", "approved" if approved else "denied", user.id
+    )
+    return oauth.create_authorization_response(grant_user=user if approved else None, grant=grant)

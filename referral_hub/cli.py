@@ -1,0 +1,188 @@
+"""The `referral-hub` command line; each command prints JSON."""
+
+import json
+import os
+import sys
+import time
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from . import create_app
+from .auth import keys
+from .auth import service as auth_service
+from .auth.models import ROLES
+from .auth.schemas import ClientView, UserView
+from .directory import service as directory_service
+from .directory.schemas import OrganizationView
+from .errors import Problem
+from .extensions import db
+
+cli = FlaskGroup(create_app=create_app, add_version_option=False, help="Referral Hub.")
+
+
+def emit(data):
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def run_service(action):
+    """Run a service call and commit, or print its problem as JSON and exit 1."""
+    try:
+        result = action()
+        db.session.commit()
+        return result
+    except Problem as problem:
+        db.session.rollback()
+        click.echo(json.dumps(problem.to_dict(), ensure_ascii=False), err=True)
+        sys.exit(1)
+
+
+@cli.command("create-org")
+@click.option("--name", required=True)
+@click.option("--province", help="Two-digit province code, e.g. 17 for Siem Reap.")
+@click.option("--description", default="")
+@with_appcontext
+def create_org(name, province, description):
+    """Add an organisation to the network."""
+    organization = run_service(
+        lambda: directory_service.create_organization(None, name, description, province)
+    )
+    emit(OrganizationView().dump(organization))
+
+
+@cli.command("create-user")
+@click.option("--org", "organization_id", required=True, help="Organisation id.")
+@click.option("--email", required=True)
+@click.option("--role", "roles", required=True, multiple=True, type=click.Choice(ROLES))
+@click.option("--province", "provinces", multiple=True, help="Province code (focal points).")
+@click.option("--name", default="")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def create_user(organization_id, email, roles, provinces, name, password_stdin):
+    """Add a user to an organisation."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password is not None and len(password) < 12:
+        raise click.UsageError("The password must have at least 12 characters.")
+    user = run_service(
+        lambda: auth_service.create_user(
+            None, organization_id, email, list(roles), name, list(provinces), password
+        )
+    )
+    emit(UserView().dump(user))
+
+
+@cli.command("create-client")
+@click.option("--org", "organization_id", required=True, help="Organisation id.")
+@click.option(
+    "--scopes", required=True, help='Space-separated, e.g. "directory:read referrals:read".'
+)
+@click.option("--name", default="API client")
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    default=["client_credentials"],
+    type=click.Choice(["client_credentials", "authorization_code", "refresh_token"]),
+)
+@click.option(
+    "--auth-method",
+    default="client_secret_basic",
+    type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
+)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--jwks-file", type=click.File(), help="Public JWKS for private_key_jwt.")
+@with_appcontext
+def create_client(
+    organization_id, scopes, name, grant_types, auth_method, redirect_uris, jwks_file
+):
+    """Register an API client; its secret is printed this once and never again."""
+    unknown = set(scopes.split()) - set(db.get_app().config["SCOPES"])
+    if unknown:
+        raise click.UsageError(f"Unknown scopes: {' '.join(sorted(unknown))}")
+    jwks = json.load(jwks_file) if jwks_file else None
+    client, secret = run_service(
+        lambda: auth_service.create_client(
+            None,
+            organization_id,
+            name,
+            scopes.split(),
+            list(grant_types),
+            auth_method,
+            list(redirect_uris),
+            jwks,
+        )
+    )
+    emit({**ClientView().dump(client), "client_secret": secret})
+
+
+@cli.group("keys")
+def keys_group():
+    """Access token signing keys."""
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def rotate_keys():
+    """Start signing with a new key; the old one stays in the JWKS until its tokens expire."""
+    row = keys.rotate()
+    emit({"kid": row.kid, "created_at": row.created_at})
+
+
+@cli.command("worker")
+@with_appcontext
+def worker():
+    """Run the scheduler's jobs in the foreground."""
+    from . import jobs
+
+    jobs.start(db.get_app())
+    click.echo("scheduler running; Ctrl+C stops it", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command("demo", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Prepare the database and demo data, then exit.")
+def demo(host, port, no_serve):
+    """Migrate, load demo data and serve a development hub with its scheduler."""
+    from flask_migrate import upgrade
+
+    from . import demo as demo_data
+    from . import jobs
+
+    os.environ["HUB_ENV"] = "development"
+    os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        created = demo_data.load()
+    issuer = app.config["HUB_ISSUER"]
+    emit(
+        {
+            "database": app.config["SQLALCHEMY_DATABASE_URI"],
+            "demo_data": "loaded" if created else "already present",
+            "sign_in": {
+                "url": f"{issuer}/login",
+                "emails": [u[0] for u in demo_data.USERS],
+                "password": demo_data.DEMO_PASSWORD,
+            },
+            "get_a_token": (
+                f"curl -s -u {demo_data.DEMO_CLIENT_ID}:{demo_data.DEMO_CLIENT_SECRET} "
+                f"-d grant_type=client_credentials -d scope=directory:read {issuer}/oauth/token"
+            ),
+        }
+    )
+    if no_serve:
+        return
+    from werkzeug.serving import run_simple
+
+    jobs.start(app)
+    run_simple(host, port, app, threaded=True)
+
+
+def main():
+    cli.main(prog_name="referral-hub")

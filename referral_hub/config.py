@@ -1,0 +1,76 @@
+"""Settings from the environment; the defaults run on embedded SQLite in the instance folder."""
+
+import os
+from datetime import timedelta
+
+DEFAULT_SECRET_KEY = "dev-only-secret-key-change-me"  # refused in production
+
+SCOPES = {
+    "directory:read": "Search and read the service directory",
+    "directory:write": "Change the directory entries you are allowed to change",
+    "referrals:read": "Read referrals your organisation sent or received",
+    "referrals:write": "Send referrals and change their status",
+    "callbacks:manage": "Manage your organisation's status callbacks",
+    "reports:read": "Read network figures you are entitled to",
+    "admin": "Manage your organisation's users and API clients (admins only)",
+}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely."""
+
+
+def _env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def _env_bool(name, default):
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environment(instance_path):
+    """Read every setting the hub knows from the environment, with safe defaults."""
+    env = os.environ.get("HUB_ENV", "production")
+    sqlite_path = os.path.join(instance_path, "referral_hub.sqlite")
+    issuer = os.environ.get("HUB_ISSUER", "http://127.0.0.1:5000").rstrip("/")
+    return {
+        "HUB_ENV": env,
+        "SCOPES": SCOPES,
+        "SECRET_KEY": os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", f"sqlite:///{sqlite_path}"),
+        "HUB_ISSUER": issuer,
+        "HUB_AUDIENCE": os.environ.get("HUB_AUDIENCE", f"{issuer}/api"),
+        "ACCESS_TOKEN_LIFETIME": _env_int("ACCESS_TOKEN_LIFETIME", 600),
+        "REFRESH_TOKEN_LIFETIME": _env_int("REFRESH_TOKEN_LIFETIME", 14 * 24 * 3600),
+        "AUTHORIZATION_CODE_LIFETIME": _env_int("AUTHORIZATION_CODE_LIFETIME", 600),
+        "REVOCATION_CACHE_SECONDS": _env_int("REVOCATION_CACHE_SECONDS", 5),
+        "THROTTLE_MAX_FAILURES": _env_int("THROTTLE_MAX_FAILURES", 5),
+        "THROTTLE_SLOW_AFTER": _env_int("THROTTLE_SLOW_AFTER", 3),
+        "THROTTLE_DELAY_SECONDS": float(os.environ.get("THROTTLE_DELAY_SECONDS", "0.5")),
+        "THROTTLE_WINDOW_SECONDS": _env_int("THROTTLE_WINDOW_SECONDS", 900),
+        "PASSWORD_HASH_TIME_COST": _env_int("PASSWORD_HASH_TIME_COST", 3),
+        "PASSWORD_HASH_MEMORY_KIB": _env_int("PASSWORD_HASH_MEMORY_KIB", 65536),
+        "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        "HSTS": _env_bool("HSTS", env == "production"),
+        "SCHEDULER_ENABLED": _env_bool("SCHEDULER_ENABLED", False),
+        "SESSION_COOKIE_SECURE": env == "production",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "hub_session",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "JSON_SORT_KEYS": False,
+    }
+
+
+def check_production_safety(config):
+    """Refuse to run in production with a secret anyone could know."""
+    if config["HUB_ENV"] != "production":
+        return
+    secret = config.get("SECRET_KEY") or ""
+    if secret == DEFAULT_SECRET_KEY or len(secret) < 32:
+        raise ConfigError(
+            "SECRET_KEY must be set to a random value of at least 32 characters in production "
+            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+            "or set HUB_ENV=development for a local hub."
+        )

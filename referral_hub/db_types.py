@@ -1,0 +1,45 @@
+"""Column types and helpers shared by every model."""
+
+import uuid
+from datetime import UTC
+
+from sqlalchemy import DateTime, String, TypeDecorator
+from sqlalchemy.orm import mapped_column
+
+from . import clock
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def new_id():
+    return str(uuid.uuid4())
+
+
+def id_column():
+    """A UUID primary key stored as text, portable across both databases."""
+    return mapped_column(String(36), primary_key=True, default=new_id)
+
+
+def created_column():
+    return mapped_column(UTCDateTime(), nullable=False, default=clock.now)
+
+
+def updated_column():
+    return mapped_column(UTCDateTime(), nullable=False, default=clock.now, onupdate=clock.now)

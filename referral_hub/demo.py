@@ -1,0 +1,75 @@
+"""Demo organisations, users and API clients for a local hub (development only)."""
+
+from .auth import service as auth_service
+from .auth.credentials import digest
+from .auth.models import User
+from .directory import service as directory_service
+from .extensions import db
+
+DEMO_PASSWORD = "demo-password-2026"  # documented demo credential
+DEMO_CLIENT_ID = "demo-partner"
+DEMO_CLIENT_SECRET = "demo-partner-secret"  # documented demo credential
+ALL_API_SCOPES = [
+    "directory:read",
+    "directory:write",
+    "referrals:read",
+    "referrals:write",
+    "callbacks:manage",
+    "reports:read",
+]
+
+ORGANIZATIONS = [
+    # (name, province code, description)
+    (
+        "3PC Network Secretariat",
+        "12",
+        "Coordinates the Partnership Program for the Protection of Children.",
+    ),
+    ("M'Lop Tapang", "18", "Child protection NGO in Sihanoukville."),
+    ("Kaliyan Mith", "17", "Child protection NGO in Siem Reap."),
+    (
+        "DoSVY Siem Reap",
+        "17",
+        "Provincial Department of Social Affairs, Veterans and Youth Rehabilitation.",
+    ),
+]
+
+USERS = [
+    # (email, organisation, roles, provinces)
+    ("coordinator@example.org", "3PC Network Secretariat", ["coordinator"], []),
+    ("admin@mloptapang.example.org", "M'Lop Tapang", ["org_admin", "caseworker"], []),
+    ("caseworker@mloptapang.example.org", "M'Lop Tapang", ["caseworker"], []),
+    ("caseworker@kaliyanmith.example.org", "Kaliyan Mith", ["caseworker"], []),
+    ("focal.point@dosvy-siemreap.example.org", "DoSVY Siem Reap", ["focal_point"], ["17"]),
+]
+
+
+def load():
+    """Create the demo data once; return False when it was there already."""
+    if db.session.scalar(db.select(User).filter_by(email=USERS[0][0])):
+        return False
+    organizations = {}
+    for name, province, description in ORGANIZATIONS:
+        organization = directory_service.create_organization(None, name, description, province)
+        organizations[name] = organization.id
+    for email, organization, roles, provinces in USERS:
+        auth_service.create_user(
+            None,
+            organizations[organization],
+            email,
+            roles,
+            provinces=provinces,
+            password=DEMO_PASSWORD,
+        )
+    client, _ = auth_service.create_client(
+        None,
+        organizations["M'Lop Tapang"],
+        "M'Lop Tapang case system (demo)",
+        ALL_API_SCOPES,
+        ["client_credentials"],
+        "client_secret_basic",
+    )
+    client.client_id = DEMO_CLIENT_ID
+    client.secret_hash = digest(DEMO_CLIENT_SECRET)
+    db.session.commit()
+    return True

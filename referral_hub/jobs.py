@@ -1,0 +1,46 @@
+"""The scheduler's periodic jobs, declared in one place."""
+
+import logging
+
+from . import clock
+from .auth.models import AuthorizationCode, LoginThrottle, RefreshToken, UsedAssertion
+from .auth.revocation import purge_expired as purge_revocations
+from .extensions import db, scheduler
+
+log = logging.getLogger(__name__)
+
+
+def purge_expired_credentials():
+    """Drop codes, refresh tokens, assertions and deny-list rows that can no longer be used."""
+    moment = clock.now()
+    for model in (AuthorizationCode, RefreshToken, UsedAssertion):
+        db.session.execute(db.delete(model).where(model.expires_at < moment))
+    db.session.execute(db.delete(LoginThrottle).where(LoginThrottle.locked_until < moment))
+    purge_revocations()
+    db.session.commit()
+
+
+JOBS = [
+    # (function, trigger arguments)
+    (purge_expired_credentials, {"trigger": "interval", "minutes": 15}),
+]
+
+
+def start(app):
+    """Run the jobs in this process, each inside an app context."""
+
+    def in_app_context(job):
+        def run():
+            with app.app_context():
+                try:
+                    job()
+                except Exception:
+                    log.exception("job %s failed", job.__name__)
+                    db.session.rollback()
+
+        return run
+
+    for job, trigger in JOBS:
+        scheduler.add_job(in_app_context(job), id=job.__name__, replace_existing=True, **trigger)
+    if not scheduler.running:
+        scheduler.start()
