@@ -38,6 +38,7 @@ def create_app(config=None):
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(settings.from_environment(app.instance_path))
     app.config.update(config or {})
+    settings.apply_environment_defaults(app.config, config or {})
     if (
         app.config["HUB_ENV"] == "development"
         and app.config["SECRET_KEY"] == settings.DEFAULT_SECRET_KEY

@@ -6,6 +6,7 @@ import sys
 import time
 
 import click
+from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app
@@ -96,7 +97,7 @@ def create_client(
     organization_id, scopes, name, grant_types, auth_method, redirect_uris, jwks_file
 ):
     """Register an API client; its secret is printed this once and never again."""
-    unknown = set(scopes.split()) - set(db.get_app().config["SCOPES"])
+    unknown = set(scopes.split()) - set(current_app.config["SCOPES"])
     if unknown:
         raise click.UsageError(f"Unknown scopes: {' '.join(sorted(unknown))}")
     jwks = json.load(jwks_file) if jwks_file else None
@@ -134,7 +135,7 @@ def worker():
     """Run the scheduler's jobs in the foreground."""
     from . import jobs
 
-    jobs.start(db.get_app())
+    jobs.start(current_app._get_current_object())
     click.echo("scheduler running; Ctrl+C stops it", err=True)
     try:
         while True:

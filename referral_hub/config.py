@@ -51,9 +51,7 @@ def from_environment(instance_path):
         "PASSWORD_HASH_TIME_COST": _env_int("PASSWORD_HASH_TIME_COST", 3),
         "PASSWORD_HASH_MEMORY_KIB": _env_int("PASSWORD_HASH_MEMORY_KIB", 65536),
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
-        "HSTS": _env_bool("HSTS", env == "production"),
         "SCHEDULER_ENABLED": _env_bool("SCHEDULER_ENABLED", False),
-        "SESSION_COOKIE_SECURE": env == "production",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hub_session",
@@ -61,6 +59,14 @@ def from_environment(instance_path):
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "JSON_SORT_KEYS": False,
     }
+
+
+def apply_environment_defaults(config, overrides):
+    """Settings whose default follows HUB_ENV, unless the caller or the environment set them."""
+    production = config["HUB_ENV"] == "production"
+    for key in ("HSTS", "SESSION_COOKIE_SECURE"):
+        if key not in overrides:
+            config[key] = _env_bool(key, production)
 
 
 def check_production_safety(config):

@@ -1,8 +1,9 @@
 """Admin API for an organisation's users and API clients."""
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from ..extensions import db
+from ..pagination import PageArgs
 from ..request_handling import json_body
 from . import service
 from .principal import protected
@@ -14,8 +15,10 @@ bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/organizations/<uuid:org
 @bp.get("/users")
 @protected("admin")
 def list_users(organization_id, principal):
-    users = service.list_users(principal, str(organization_id))
-    return {"items": UserView(many=True).dump(users), "next_cursor": None}
+    users, next_cursor = service.list_users(
+        principal, str(organization_id), PageArgs().load(request.args)
+    )
+    return {"items": UserView(many=True).dump(users), "next_cursor": next_cursor}
 
 
 @bp.post("/users")
@@ -39,8 +42,10 @@ def update_user(organization_id, user_id, principal):
 @bp.get("/clients")
 @protected("admin")
 def list_clients(organization_id, principal):
-    clients = service.list_clients(principal, str(organization_id))
-    return {"items": ClientView(many=True).dump(clients), "next_cursor": None}
+    clients, next_cursor = service.list_clients(
+        principal, str(organization_id), PageArgs().load(request.args)
+    )
+    return {"items": ClientView(many=True).dump(clients), "next_cursor": next_cursor}
 
 
 @bp.post("/clients")

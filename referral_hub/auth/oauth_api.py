@@ -35,7 +35,8 @@ def issue_token():
     if key:
         throttle.check(key)
     response = server().create_token_response()
-    if key and response.status_code == 401:
+    failed = (response.get_json(silent=True) or {}).get("error") == "invalid_client"
+    if key and failed:
         throttle.record_failure(key)
     elif key and response.status_code == 200:
         throttle.record_success(key)
@@ -55,7 +56,7 @@ def introspect_token():
 @bp.get("/.well-known/oauth-authorization-server")
 def metadata():
     issuer = current_app.config["HUB_ISSUER"]
-    signing_algs = ["RS256", "PS256", "ES256", "EdDSA"]
+    signing_algs = ["RS256", "ES256"]
     return jsonify(
         issuer=issuer,
         authorization_endpoint=f"{issuer}/oauth/authorize",

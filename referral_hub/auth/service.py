@@ -8,6 +8,7 @@ from .. import clock
 from ..directory.models import Organization
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
+from ..pagination import paginate
 from . import revocation, throttle
 from .credentials import digest, hash_password, new_secret, verify_password
 from .models import Membership, OAuthClient, RefreshToken, User
@@ -67,10 +68,11 @@ def _check_roles(principal, roles, provinces):
 
 
 def _set_roles(user, roles, provinces):
-    user.memberships = [
-        Membership(role=role, provinces=sorted(provinces) if role == "focal_point" else [])
-        for role in sorted(set(roles))
-    ]
+    """Keep the memberships whose role stays, drop the others, add the new ones."""
+    kept = {m.role: m for m in user.memberships if m.role in roles}
+    user.memberships = [kept.get(role) or Membership(role=role) for role in sorted(set(roles))]
+    for membership in user.memberships:
+        membership.provinces = sorted(provinces) if membership.role == "focal_point" else []
 
 
 def create_user(principal, organization_id, email, roles, name="", provinces=(), password=None):
@@ -107,11 +109,10 @@ def _user_of(principal, organization_id, user_id):
     return user
 
 
-def list_users(principal, organization_id):
+def list_users(principal, organization_id, page_args):
     managed_organization(principal, organization_id)
-    return db.session.scalars(
-        db.select(User).filter_by(organization_id=organization_id).order_by(User.email)
-    ).all()
+    query = db.select(User).filter_by(organization_id=organization_id)
+    return paginate(query, User.email, User.id, page_args)
 
 
 def update_user(principal, organization_id, user_id, changes):
@@ -195,13 +196,10 @@ def _client_of(principal, organization_id, client_id):
     return client
 
 
-def list_clients(principal, organization_id):
+def list_clients(principal, organization_id, page_args):
     managed_organization(principal, organization_id)
-    return db.session.scalars(
-        db.select(OAuthClient)
-        .filter_by(organization_id=organization_id)
-        .order_by(OAuthClient.created_at)
-    ).all()
+    query = db.select(OAuthClient).filter_by(organization_id=organization_id)
+    return paginate(query, OAuthClient.client_id, OAuthClient.id, page_args)
 
 
 def update_client(principal, organization_id, client_id, changes):

@@ -57,8 +57,7 @@ def logout():
     return redirect(url_for("auth_pages.login"))
 
 
-def _error_page(error, status=400):
-    message = error.description or error.error
+def _error_page(message, status=400):
     return render_template(
         "message.html", title="Authorization request refused", message=message
     ), status
@@ -75,7 +74,10 @@ def authorize():
     except OAuth2Error as error:
         if getattr(error, "redirect_uri", None):
             return oauth.handle_error_response(None, error)
-        return _error_page(error)
+        return _error_page(error.description or error.error)
+    except ValueError:
+        # Authlib refuses to build an error whose text holds quotes or non-ASCII characters.
+        return _error_page("The authorization request is malformed.")
     if request.method == "GET":
         redirect_uri = grant.request.payload.redirect_uri
         parts = urlsplit(redirect_uri)

@@ -6,7 +6,10 @@ from .models import ORGANIZATION_STATUSES
 
 
 class OrganizationCreate(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(max=200), validate.Regexp(r"\S", error="The name is empty.")],
+    )
     description = fields.String(load_default="", validate=validate.Length(max=5000))
     province = fields.String(
         load_default=None, validate=validate.Regexp(r"^(0[1-9]|1[0-9]|2[0-5])$")
