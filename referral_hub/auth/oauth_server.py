@@ -52,11 +52,7 @@ def save_token(token, request):
 
 def revoke_grant(grant_id):
     """Void a whole grant: its refresh tokens and every access token issued from it."""
-    db.session.execute(
-        db.update(RefreshToken)
-        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
-    )
+    revocation.revoke_refresh_tokens(RefreshToken.grant_id == grant_id)
     revocation.revoke(f"grant:{grant_id}")
     db.session.commit()
 

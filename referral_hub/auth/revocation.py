@@ -8,7 +8,7 @@ from flask import current_app
 
 from .. import clock
 from ..extensions import db
-from .models import TokenRevocation
+from .models import RefreshToken, TokenRevocation
 
 
 def revoke(key, lifetime=None):
@@ -23,6 +23,15 @@ def revoke(key, lifetime=None):
     row.expires_at = moment + timedelta(seconds=lifetime)
     db.session.flush()
     deny_list().remember(key, moment.timestamp())
+
+
+def revoke_refresh_tokens(*conditions):
+    """Void the refresh tokens matching the conditions (a grant, a user, a client)."""
+    db.session.execute(
+        db.update(RefreshToken)
+        .where(RefreshToken.revoked_at.is_(None), *conditions)
+        .values(revoked_at=clock.now())
+    )
 
 
 def purge_expired():

@@ -132,11 +132,7 @@ def update_user(principal, organization_id, user_id, changes):
     if not user.active or {"roles", "provinces"} & changes.keys():
         revocation.revoke(f"user:{user.id}")
     if not user.active:
-        db.session.execute(
-            db.update(RefreshToken)
-            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=clock.now())
-        )
+        revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
     db.session.flush()
     return user
 
@@ -220,10 +216,6 @@ def update_client(principal, organization_id, client_id, changes):
     if changes.get("revoked"):
         client.revoked_at = clock.now()
         revocation.revoke(f"client:{client.client_id}")
-        db.session.execute(
-            db.update(RefreshToken)
-            .where(RefreshToken.client_id == client.client_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=clock.now())
-        )
+        revocation.revoke_refresh_tokens(RefreshToken.client_id == client.client_id)
     db.session.flush()
     return client
