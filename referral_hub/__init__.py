@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from . import config as settings
 from . import csrf, errors, logs, request_handling
+from .db_types import include_in_autogenerate
 from .extensions import db, migrate
 
 
@@ -51,7 +52,14 @@ def create_app(config=None):
     logs.configure(app)
     db.init_app(app)
     migrations = Path(__file__).resolve().parent.parent / "migrations"
-    migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(migrations),
+        render_as_batch=True,
+        compare_type=True,
+        include_object=include_in_autogenerate,
+    )
     request_handling.register(app)
     errors.register(app)
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
@@ -59,11 +67,20 @@ def create_app(config=None):
     from .auth import api as auth_api
     from .auth import keys, oauth_api, oauth_server, revocation, views
     from .directory import api as directory_api
+    from .directory import hsds_api
     from .health import bp as health_bp
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
-    for blueprint in (health_bp, oauth_api.bp, views.bp, auth_api.bp, directory_api.bp):
+    for blueprint in (
+        health_bp,
+        oauth_api.bp,
+        views.bp,
+        auth_api.bp,
+        directory_api.bp,
+        hsds_api.bp,
+        hsds_api.hsds_bp,
+    ):
         app.register_blueprint(blueprint)
     return app

@@ -15,6 +15,7 @@ from .auth import service as auth_service
 from .auth.models import ROLES
 from .auth.schemas import ClientView, UserView
 from .directory import service as directory_service
+from .directory.hsds_cli import directory_cli
 from .directory.schemas import OrganizationView
 from .errors import Problem
 from .extensions import db
@@ -183,6 +184,9 @@ def demo(host, port, no_serve):
 
     jobs.start(app)
     run_simple(host, port, app, threaded=True)
+
+
+cli.add_command(directory_cli)
 
 
 def main():

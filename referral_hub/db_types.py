@@ -43,3 +43,12 @@ def created_column():
 
 def updated_column():
     return mapped_column(UTCDateTime(), nullable=False, default=clock.now, onupdate=clock.now)
+
+
+# Indexes that migrations create by hand for one database only (expression indexes).
+DATABASE_ONLY_INDEXES = {"ix_services_search_fts"}
+
+
+def include_in_autogenerate(obj, name, type_, reflected, compare_to):
+    """Keep autogenerate from dropping the hand-made, database-specific indexes."""
+    return not (type_ == "index" and name in DATABASE_ONLY_INDEXES)

@@ -3,7 +3,9 @@
 from .auth import service as auth_service
 from .auth.credentials import digest
 from .auth.models import User
+from .directory import hsds
 from .directory import service as directory_service
+from .directory.models import Organization
 from .extensions import db
 
 DEMO_PASSWORD = "demo-password-2026"  # documented demo credential
@@ -19,14 +21,12 @@ ALL_API_SCOPES = [
 ]
 
 ORGANIZATIONS = [
-    # (name, province code, description)
+    # (name, province code, description): the seed directory has the NGOs; these are added.
     (
         "3PC Network Secretariat",
         "12",
         "Coordinates the Partnership Program for the Protection of Children.",
     ),
-    ("M'Lop Tapang", "18", "Child protection NGO in Sihanoukville."),
-    ("Kaliyan Mith", "17", "Child protection NGO in Siem Reap."),
     (
         "DoSVY Siem Reap",
         "17",
@@ -45,13 +45,13 @@ USERS = [
 
 
 def load():
-    """Create the demo data once; return False when it was there already."""
+    """Load the seed directory and the demo accounts once; False when they were there already."""
     if db.session.scalar(db.select(User).filter_by(email=USERS[0][0])):
         return False
-    organizations = {}
+    hsds.load_seed()
     for name, province, description in ORGANIZATIONS:
-        organization = directory_service.create_organization(None, name, description, province)
-        organizations[name] = organization.id
+        directory_service.create_organization(None, name, description, province)
+    organizations = dict(db.session.execute(db.select(Organization.name, Organization.id)).all())
     for email, organization, roles, provinces in USERS:
         auth_service.create_user(
             None,

@@ -2,9 +2,12 @@
 
 import logging
 
+from flask import current_app
+
 from . import clock
 from .auth.models import AuthorizationCode, LoginThrottle, RefreshToken, UsedAssertion
 from .auth.revocation import purge_expired as purge_revocations
+from .directory import service as directory_service
 from .extensions import db, scheduler
 
 log = logging.getLogger(__name__)
@@ -20,9 +23,16 @@ def purge_expired_credentials():
     db.session.commit()
 
 
+def remind_unverified_services():
+    """Tell coordinators which services nobody has verified for too long."""
+    directory_service.remind_unverified(current_app.config["VERIFICATION_MAX_AGE_DAYS"])
+    db.session.commit()
+
+
 JOBS = [
     # (function, trigger arguments)
     (purge_expired_credentials, {"trigger": "interval", "minutes": 15}),
+    (remind_unverified_services, {"trigger": "cron", "hour": 2}),
 ]
 
 

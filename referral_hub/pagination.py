@@ -16,34 +16,43 @@ class PageArgs(Schema):
     cursor = fields.String(load_default=None)
 
 
-def _decode(cursor):
+def _decode(cursor, ordering):
+    """The (sort value, id) after which the page starts, if the cursor came from this ordering."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not (
-            isinstance(values, list)
-            and len(values) == 2
-            and all(isinstance(v, str) for v in values)
-        ):
+        if not (isinstance(values, list) and len(values) == 3 and values[0] == ordering):
             raise ValueError
-        return values
+        if any(not isinstance(v, str | int | float) or isinstance(v, bool) for v in values[1:]):
+            raise ValueError
+        return values[1:]
     except (ValueError, UnicodeError) as exc:
-        raise ValidationError({"cursor": ["Not a cursor this hub issued."]}) from exc
+        raise ValidationError(
+            {"cursor": ["Not a cursor of this list; start again without it."]}
+        ) from exc
 
 
-def _encode(values):
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+def _encode(ordering, values):
+    return base64.urlsafe_b64encode(json.dumps([ordering, *values]).encode()).decode()
 
 
-def paginate(query, sort_column, id_column, args):
-    """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor."""
+def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None):
+    """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor.
+
+    sort_column may be an expression; sort_value then computes it for a row. A cursor names its
+    ordering, so one list's cursor is refused by another.
+    """
+    ordering = ordering or f"{id_column.table.name}.{sort_column.key}"
+    sort_value = sort_value or (lambda row: getattr(row, sort_column.key))
     query = query.order_by(sort_column, id_column)
     if args["cursor"]:
-        query = query.where(tuple_(sort_column, id_column) > tuple(_decode(args["cursor"])))
+        query = query.where(
+            tuple_(sort_column, id_column) > tuple(_decode(args["cursor"], ordering))
+        )
     rows = db.session.scalars(query.limit(args["limit"] + 1)).all()
     more = len(rows) > args["limit"]
     rows = rows[: args["limit"]]
     last = rows[-1] if more else None
     next_cursor = (
-        _encode([getattr(last, sort_column.key), getattr(last, id_column.key)]) if last else None
+        _encode(ordering, [sort_value(last), getattr(last, id_column.key)]) if last else None
     )
     return rows, next_cursor

@@ -145,3 +145,21 @@ def user_tokens(app, user, scope):
     )
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+def make_service(organization, **values):
+    """A service through the same rule the coordinators' API uses."""
+    values = {
+        "name": f"Service {uuid.uuid4().hex[:8]}",
+        "categories": ["detox"],
+        "areas": ["17"],
+        **values,
+    }
+    service = directory_service.create_service(None, organization.id, values)
+    db.session.commit()
+    return service
+
+
+def coordinator_token(app, scope="directory:read directory:write"):
+    coordinator = make_user(make_org(), roles=["coordinator"])
+    return user_tokens(app, coordinator, scope)["access_token"]

@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 
 from referral_hub import create_app
+from referral_hub.db_types import include_in_autogenerate
 from referral_hub.extensions import db
 
 from .conftest import hub_config
@@ -41,7 +42,8 @@ def test_upgrade_from_empty_to_head_matches_the_models(empty_database_url, live_
     with hub.app_context():
         upgrade()
         with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            options = {"compare_type": True, "include_object": include_in_autogenerate}
+            context = MigrationContext.configure(connection, opts=options)
             differences = compare_metadata(context, db.metadata)
         db.engine.dispose()
     assert differences == []

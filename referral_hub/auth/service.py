@@ -2,13 +2,12 @@
 
 import re
 
-from sqlalchemy.exc import IntegrityError
-
 from .. import clock
 from ..directory.models import Organization
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..pagination import paginate
+from ..persistence import flush_or_conflict
 from . import revocation, throttle
 from .credentials import digest, hash_password, new_secret, verify_password
 from .models import Membership, OAuthClient, RefreshToken, User
@@ -90,14 +89,7 @@ def create_user(principal, organization_id, email, roles, name="", provinces=(),
     )
     _set_roles(user, roles, provinces)
     db.session.add(user)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(
-            "A user with this email exists already.",
-            errors=[{"field": "email", "message": "Taken."}],
-        ) from None
+    flush_or_conflict("A user with this email exists already.", "email")
     return user
 
 

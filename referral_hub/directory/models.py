@@ -1,12 +1,27 @@
-"""Organisations of the network (HSDS organization); services come with the directory issue."""
+"""The network's directory, shaped after Open Referral HSDS 3.0, with the network's extras."""
 
-from sqlalchemy import String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from datetime import datetime
 
-from ..db_types import created_column, id_column, updated_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db_types import UTCDateTime, created_column, id_column, updated_column
 from ..extensions import db
 
 ORGANIZATION_STATUSES = ("active", "suspended", "retired")
+SERVICE_STATUSES = ("active", "inactive", "defunct", "temporarily closed")
+CAPACITY_STATUSES = ("available", "waitlist", "full", "assessment_required")
+SEXES = ("female", "male")
 
 
 class Organization(db.Model):
@@ -14,8 +29,197 @@ class Organization(db.Model):
 
     id: Mapped[str] = id_column()
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    alternate_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    website: Mapped[str | None] = mapped_column(String(500))
     province: Mapped[str | None] = mapped_column(String(2))
     status: Mapped[str] = mapped_column(String(20), default="active")
+    sources: Mapped[list] = mapped_column(JSON, default=list)
+    last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_verified_by: Mapped[str | None] = mapped_column(String(120))
     created_at = created_column()
     updated_at = updated_column()
+
+    services: Mapped[list["Service"]] = relationship(back_populates="organization")
+    locations: Mapped[list["Location"]] = relationship(back_populates="organization")
+    phones: Mapped[list["Phone"]] = relationship(
+        primaryjoin="and_(Phone.organization_id == Organization.id, Phone.service_id.is_(None))",
+        viewonly=True,
+    )
+
+
+class Service(db.Model):
+    __tablename__ = "services"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "name"),
+        Index("ix_services_status_name", "status", "name", "id"),
+    )
+
+    id: Mapped[str] = id_column()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    alternate_name: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(500))
+    email: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    application_process: Mapped[str | None] = mapped_column(Text)
+    fees_description: Mapped[str | None] = mapped_column(Text)
+    eligibility_description: Mapped[str | None] = mapped_column(Text)
+    minimum_age: Mapped[int | None] = mapped_column(Integer)
+    maximum_age: Mapped[int | None] = mapped_column(Integer)
+    eligibility_sex: Mapped[str | None] = mapped_column(String(10))
+    accepting_referrals: Mapped[bool] = mapped_column(Boolean, default=True)
+    capacity_status: Mapped[str] = mapped_column(String(30), default="available")
+    places_free: Mapped[int | None] = mapped_column(Integer)
+    capacity_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    capacity_updated_by: Mapped[str | None] = mapped_column(String(120))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    sources: Mapped[list] = mapped_column(JSON, default=list)
+    last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_verified_by: Mapped[str | None] = mapped_column(String(120))
+    created_at = created_column()
+    updated_at = updated_column()
+
+    organization: Mapped[Organization] = relationship(back_populates="services", lazy="joined")
+    categories: Mapped[list["ServiceCategory"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ServiceCategory.code"
+    )
+    areas: Mapped[list["ServiceArea"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ServiceArea.area_code"
+    )
+    languages: Mapped[list["ServiceLanguage"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ServiceLanguage.code"
+    )
+    phones: Mapped[list["Phone"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="Phone.number"
+    )
+    locations: Mapped[list["Location"]] = relationship(
+        secondary="service_at_locations", lazy="selectin", order_by="Location.name"
+    )
+
+    @property
+    def category_codes(self):
+        return [link.code for link in self.categories]
+
+    @property
+    def area_codes(self):
+        return [link.area_code for link in self.areas]
+
+    @property
+    def language_codes(self):
+        return [link.code for link in self.languages]
+
+
+class ServiceCategory(db.Model):
+    """A service's place in the network's taxonomy (an HSDS attribute)."""
+
+    __tablename__ = "service_categories"
+    __table_args__ = (Index("ix_service_categories_code_service", "code", "service_id"),)
+
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(60), primary_key=True)
+
+
+class ServiceArea(db.Model):
+    """An area a service covers: a province (2 digits) or a district (4 digits)."""
+
+    __tablename__ = "service_areas"
+    __table_args__ = (Index("ix_service_areas_code_service", "area_code", "service_id"),)
+
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    area_code: Mapped[str] = mapped_column(String(10), primary_key=True)
+
+
+class ServiceLanguage(db.Model):
+    __tablename__ = "service_languages"
+    __table_args__ = (Index("ix_service_languages_code_service", "code", "service_id"),)
+
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)
+
+
+class Phone(db.Model):
+    __tablename__ = "phones"
+
+    id: Mapped[str] = id_column()
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    service_id: Mapped[str | None] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[str] = mapped_column(String(60))
+    type: Mapped[str | None] = mapped_column(String(20))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class Location(db.Model):
+    """A place; a confidential one (a safe house) never shows its address to the public."""
+
+    __tablename__ = "locations"
+
+    id: Mapped[str] = id_column()
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    province: Mapped[str | None] = mapped_column(String(2))
+    district: Mapped[str | None] = mapped_column(String(4))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    organization: Mapped[Organization] = relationship(back_populates="locations")
+
+
+class ServiceAtLocation(db.Model):
+    __tablename__ = "service_at_locations"
+
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    location_id: Mapped[str] = mapped_column(
+        ForeignKey("locations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class DirectoryChange(db.Model):
+    """One changed field of a directory record: who, when, old and new (HSDS metadata)."""
+
+    __tablename__ = "directory_changes"
+    __table_args__ = (Index("ix_directory_changes_resource", "resource_type", "resource_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resource_type: Mapped[str] = mapped_column(String(20))
+    resource_id: Mapped[str] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(20))
+    field_name: Mapped[str] = mapped_column(String(60))
+    previous_value: Mapped[str | None] = mapped_column(Text)
+    replacement_value: Mapped[str | None] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(120))
+    organization_id: Mapped[str | None] = mapped_column(String(36))
+    changed_at = created_column()
+
+
+class VerificationReminder(db.Model):
+    """A coordinator's to-do: this service has not been verified for too long."""
+
+    __tablename__ = "verification_reminders"
+
+    id: Mapped[str] = id_column()
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at = created_column()
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

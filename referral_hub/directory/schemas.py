@@ -1,26 +1,264 @@
-"""Shapes of the organisation API."""
+"""Shapes of the directory API."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .models import ORGANIZATION_STATUSES
+from . import reference
+from .models import CAPACITY_STATUSES, ORGANIZATION_STATUSES, SERVICE_STATUSES, SEXES
+
+PROVINCE_CODE = r"^(0[1-9]|1[0-9]|2[0-5])\Z"
+AREA_CODE = r"^\d{2}(\d{2})?\Z"
+Name = fields.String(
+    validate=[validate.Length(max=200), validate.Regexp(r"^\s*\S", error="The name is empty.")]
+)
+Text = fields.String(validate=validate.Length(max=5000), allow_none=True)
+ShortText = fields.String(validate=validate.Length(max=200), allow_none=True)
+Email = fields.Email(validate=validate.Length(max=254), allow_none=True)
+Url = fields.Url(validate=validate.Length(max=500), allow_none=True)
+Age = fields.Integer(validate=validate.Range(min=0, max=120), allow_none=True)
 
 
 class OrganizationCreate(Schema):
     name = fields.String(
         required=True,
-        validate=[validate.Length(max=200), validate.Regexp(r"\S", error="The name is empty.")],
+        validate=[validate.Length(max=200), validate.Regexp(r"^\s*\S", error="The name is empty.")],
     )
     description = fields.String(load_default="", validate=validate.Length(max=5000))
-    province = fields.String(
-        load_default=None, validate=validate.Regexp(r"^(0[1-9]|1[0-9]|2[0-5])$")
-    )
+    province = fields.String(load_default=None, validate=validate.Regexp(PROVINCE_CODE))
+
+
+class OrganizationUpdate(Schema):
+    name = Name
+    alternate_name = ShortText
+    description = fields.String(validate=validate.Length(max=5000))
+    email = Email
+    website = Url
+    province = fields.String(validate=validate.Regexp(PROVINCE_CODE), allow_none=True)
+    status = fields.String(validate=validate.OneOf(ORGANIZATION_STATUSES))
 
 
 class OrganizationView(Schema):
     id = fields.String()
     name = fields.String()
+    alternate_name = fields.String()
     description = fields.String()
+    email = fields.String()
+    website = fields.String()
     province = fields.String()
-    status = fields.String(validate=validate.OneOf(ORGANIZATION_STATUSES))
+    status = fields.String()
+    last_verified_at = fields.DateTime()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+class PhoneInput(Schema):
+    number = fields.String(required=True, validate=validate.Length(min=3, max=60))
+    type = fields.String(
+        load_default="voice",
+        validate=validate.OneOf(["voice", "text", "fax", "cell", "video", "pager", "textphone"]),
+    )
+    description = fields.String(
+        load_default=None, validate=validate.Length(max=500), allow_none=True
+    )
+
+
+class ServiceFields(Schema):
+    """The fields a service's writers send; which of them each may send is a rule in service.py."""
+
+    name = Name
+    alternate_name = ShortText
+    description = fields.String(validate=validate.Length(max=5000))
+    url = Url
+    email = Email
+    application_process = Text
+    fees_description = Text
+    eligibility_description = Text
+    minimum_age = Age
+    maximum_age = Age
+    eligibility_sex = fields.String(validate=validate.OneOf(SEXES), allow_none=True)
+    categories = fields.List(
+        fields.String(validate=validate.Length(max=60)), validate=validate.Length(min=1)
+    )
+    areas = fields.List(
+        fields.String(validate=validate.Regexp(AREA_CODE)), validate=validate.Length(min=1)
+    )
+    languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2,3}\Z")))
+    phones = fields.List(fields.Nested(PhoneInput))
+    status = fields.String(validate=validate.OneOf(SERVICE_STATUSES))
+
+
+class ServiceCreate(ServiceFields):
+    organization_id = fields.UUID(required=True)
+    accepting_referrals = fields.Boolean()
+
+    @validates_schema
+    def _required(self, data, **_kwargs):
+        missing = [f for f in ("name", "categories", "areas") if f not in data]
+        if missing:
+            raise ValidationError({f: ["Missing data for required field."] for f in missing})
+
+
+class CapacityUpdate(Schema):
+    capacity_status = fields.String(validate=validate.OneOf(CAPACITY_STATUSES))
+    places_free = fields.Integer(validate=validate.Range(min=0, max=100000), allow_none=True)
+    accepting_referrals = fields.Boolean()
+
+    @validates_schema
+    def _not_empty(self, data, **_kwargs):
+        if not data:
+            raise ValidationError(
+                "Send at least one of capacity_status, places_free, accepting_referrals."
+            )
+
+
+def _csv(value):
+    return [part for part in value.split(",") if part]
+
+
+class SearchArgs(Schema):
+    """Query parameters of GET /api/v1/services."""
+
+    category = fields.Method(deserialize="_categories")
+    province = fields.String(validate=validate.Regexp(PROVINCE_CODE))
+    district = fields.String(validate=validate.Regexp(r"^\d{4}\Z"))
+    age = fields.Integer(validate=validate.Range(min=0, max=120))
+    sex = fields.String(validate=validate.OneOf(SEXES))
+    language = fields.String(validate=validate.Regexp(r"^[a-z]{2,3}\Z"))
+    accepting = fields.Boolean()
+    capacity = fields.Method(deserialize="_capacity")
+    status = fields.Method(deserialize="_status")
+    organization_id = fields.UUID()
+    q = fields.String(validate=validate.Length(min=1, max=200))
+    near = fields.Method(deserialize="_near")
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None)
+
+    def _categories(self, value):
+        codes = _csv(value)
+        unknown = reference.unknown_categories(codes)
+        if unknown or not codes:
+            raise ValidationError(f"Unknown categories: {unknown}" if unknown else "Empty.")
+        return codes
+
+    def _capacity(self, value):
+        states = _csv(value)
+        if not states or set(states) - set(CAPACITY_STATUSES):
+            raise ValidationError(f"One or more of {', '.join(CAPACITY_STATUSES)}.")
+        return states
+
+    def _status(self, value):
+        states = _csv(value)
+        if not states or set(states) - set(SERVICE_STATUSES):
+            raise ValidationError(f"One or more of {', '.join(SERVICE_STATUSES)}.")
+        return states
+
+    def _near(self, value):
+        try:
+            latitude, longitude = (float(part) for part in value.split(","))
+        except ValueError:
+            raise ValidationError("Give near as 'latitude,longitude'.") from None
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise ValidationError("Out of range.")
+        return latitude, longitude
+
+    @validates_schema
+    def _known_areas(self, data, **_kwargs):
+        areas = reference.areas_by_code()
+        for field in ("province", "district"):
+            if field in data and data[field] not in areas:
+                raise ValidationError({field: [f"Unknown area code {data[field]!r}."]})
+        if (
+            "province" in data
+            and "district" in data
+            and not data["district"].startswith(data["province"])
+        ):
+            raise ValidationError({"district": ["This district is not in that province."]})
+
+
+class AreaView(Schema):
+    code = fields.String()
+    name_en = fields.String()
+    name_km = fields.String()
+
+
+class CapacityView(Schema):
+    status = fields.String(attribute="capacity_status")
+    places_free = fields.Integer(allow_none=True)
+    accepting_referrals = fields.Boolean()
+    updated_at = fields.DateTime(attribute="capacity_updated_at")
+
+
+class EligibilityView(Schema):
+    minimum_age = fields.Integer(allow_none=True)
+    maximum_age = fields.Integer(allow_none=True)
+    sex = fields.String(attribute="eligibility_sex", allow_none=True)
+    description = fields.String(attribute="eligibility_description", allow_none=True)
+
+
+class PhoneView(Schema):
+    number = fields.String()
+    type = fields.String()
+    description = fields.String()
+
+
+class LocationView(Schema):
+    id = fields.String()
+    name = fields.String()
+    description = fields.String()
+    address = fields.String()
+    province = fields.String()
+    district = fields.String()
+    latitude = fields.Float()
+    longitude = fields.Float()
+    confidential = fields.Boolean()
+
+
+def _areas(service):
+    known = reference.areas_by_code()
+    return [
+        {"code": code, "name_en": known[code]["name_en"], "name_km": known[code]["name_km"]}
+        for code in service.area_codes
+        if code in known
+    ]
+
+
+class ServiceView(Schema):
+    """A service as signed-in partners see it (confidential addresses included)."""
+
+    id = fields.String()
+    organization = fields.Function(lambda s: {"id": s.organization.id, "name": s.organization.name})
+    name = fields.String()
+    alternate_name = fields.String()
+    description = fields.String()
+    url = fields.String()
+    email = fields.String()
+    status = fields.String()
+    application_process = fields.String()
+    fees_description = fields.String()
+    categories = fields.List(fields.String(), attribute="category_codes")
+    areas = fields.Function(_areas)
+    languages = fields.List(fields.String(), attribute="language_codes")
+    eligibility = fields.Function(lambda s: EligibilityView().dump(s))
+    capacity = fields.Function(lambda s: CapacityView().dump(s))
+    phones = fields.List(fields.Nested(PhoneView))
+    locations = fields.List(fields.Nested(LocationView))
+    sources = fields.List(fields.String())
+    last_verified_at = fields.DateTime()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class ChangeView(Schema):
+    id = fields.Integer()
+    action = fields.String()
+    field_name = fields.String()
+    previous_value = fields.String()
+    replacement_value = fields.String()
+    updated_by = fields.String()
+    changed_at = fields.DateTime()
+
+
+class ReminderView(Schema):
+    id = fields.String()
+    service_id = fields.String()
+    last_verified_at = fields.DateTime()
+    created_at = fields.DateTime()

@@ -1,27 +1,112 @@
-"""Rules for the organisations of the network."""
+"""Rules for the directory: who may change what, with every change kept as history."""
 
-from sqlalchemy.exc import IntegrityError
+import json
+from datetime import datetime, timedelta
 
-from ..errors import Conflict, NotFound
+from .. import clock
+from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..pagination import paginate
-from .models import Organization
+from ..persistence import flush_or_conflict
+from . import reference
+from .models import (
+    DirectoryChange,
+    Organization,
+    Phone,
+    Service,
+    ServiceArea,
+    ServiceCategory,
+    ServiceLanguage,
+    VerificationReminder,
+)
+
+SYSTEM = "system"
+
+# What an organisation's admin may change on its own services; coordinators change anything.
+OWNER_FIELDS = {
+    "name",
+    "alternate_name",
+    "description",
+    "url",
+    "email",
+    "application_process",
+    "fees_description",
+    "eligibility_description",
+    "languages",
+    "phones",
+}
+CURATED_FIELDS = OWNER_FIELDS | {
+    "categories",
+    "areas",
+    "minimum_age",
+    "maximum_age",
+    "eligibility_sex",
+    "status",
+}
+CAPACITY_FIELDS = {"capacity_status", "places_free", "accepting_referrals"}
+ORGANIZATION_OWNER_FIELDS = {"description", "alternate_name", "email", "website"}
+ORGANIZATION_CURATED_FIELDS = ORGANIZATION_OWNER_FIELDS | {"name", "province", "status"}
 
 
-def create_organization(principal, name, description="", province=None):
-    """Admit an organisation to the network (coordinators; principal None is the command line)."""
+def actor(principal):
+    """How history names who made a change."""
+    if principal is None:
+        return SYSTEM
+    if principal.user_id:
+        return f"user:{principal.user_id}"
+    return f"client:{principal.client_id}"
+
+
+def _is_coordinator(principal):
+    return principal is None or principal.has_role("coordinator")
+
+
+def _as_text(value):
+    """History keeps values as text: JSON for lists, ISO 8601 for times."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | dict | bool):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _record(resource, resource_type, action, changes, principal):
+    for field, (old, new) in sorted(changes.items()):
+        db.session.add(
+            DirectoryChange(
+                resource_type=resource_type,
+                resource_id=resource.id,
+                action=action,
+                field_name=field,
+                previous_value=_as_text(old),
+                replacement_value=_as_text(new),
+                updated_by=actor(principal),
+                organization_id=principal.organization_id if principal else None,
+            )
+        )
+
+
+def _field_error(field, message):
+    return InvalidInput(message, errors=[{"field": field, "message": message}])
+
+
+# Organisations
+
+
+def create_organization(principal, name, description="", province=None, **extra):
+    """Admit an organisation to the network (coordinators; principal None is the hub itself)."""
     if principal is not None:
         principal.require_role("coordinator")
-    organization = Organization(name=name.strip(), description=description, province=province)
+    if province is not None and not reference.is_province(province):
+        raise _field_error("province", f"Unknown province code {province!r}.")
+    organization = Organization(
+        name=name.strip(), description=description, province=province, **extra
+    )
     db.session.add(organization)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(
-            "An organisation with this name exists already.",
-            errors=[{"field": "name", "message": "Taken."}],
-        ) from None
+    flush_or_conflict("An organisation with this name exists already.", "name")
+    _record(organization, "organization", "create", {"name": (None, organization.name)}, principal)
     return organization
 
 
@@ -34,3 +119,264 @@ def get_organization(organization_id):
     if organization is None:
         raise NotFound("No such organisation.")
     return organization
+
+
+def update_organization(principal, organization_id, changes):
+    """Coordinators curate any organisation; an admin edits its own organisation's description."""
+    organization = get_organization(organization_id)
+    if _is_coordinator(principal):
+        allowed = ORGANIZATION_CURATED_FIELDS
+    elif principal.organization_id == organization.id and principal.has_role("org_admin"):
+        allowed = ORGANIZATION_OWNER_FIELDS
+    else:
+        raise Forbidden(
+            "Only coordinators, or the organisation's own admins, edit an organisation."
+        )
+    _refuse_fields(changes, allowed)
+    if "name" in changes:
+        changes = {**changes, "name": changes["name"].strip()}
+    if changes.get("province") is not None and not reference.is_province(changes["province"]):
+        raise _field_error("province", f"Unknown province code {changes['province']!r}.")
+    diff = _apply(organization, changes)
+    flush_or_conflict("An organisation with this name exists already.", "name")
+    _record(organization, "organization", "update", diff, principal)
+    return organization
+
+
+def verify_organization(principal, organization_id):
+    principal.require_role("coordinator")
+    organization = get_organization(organization_id)
+    old = organization.last_verified_at
+    organization.last_verified_at, organization.last_verified_by = clock.now(), actor(principal)
+    verified = {"last_verified_at": (old, organization.last_verified_at)}
+    _record(organization, "organization", "verify", verified, principal)
+    return organization
+
+
+# Services
+
+
+def _refuse_fields(changes, allowed):
+    refused = sorted(set(changes) - allowed)
+    if refused:
+        raise Forbidden(
+            f"You may not change: {', '.join(refused)}.",
+            errors=[{"field": field, "message": "Not yours to change."} for field in refused],
+        )
+
+
+def _check_service_values(values, current=None):
+    """The rules marshmallow cannot see: known codes and a sensible age range."""
+    errors = []
+    unknown = reference.unknown_categories(values.get("categories", []))
+    if unknown:
+        errors.append({"field": "categories", "message": f"Unknown categories: {unknown}"})
+    unknown = reference.unknown_areas(values.get("areas", []))
+    if unknown:
+        errors.append({"field": "areas", "message": f"Unknown area codes: {unknown}"})
+    minimum = values.get("minimum_age", current.minimum_age if current else None)
+    maximum = values.get("maximum_age", current.maximum_age if current else None)
+    if minimum is not None and maximum is not None and minimum > maximum:
+        errors.append(
+            {"field": "minimum_age", "message": "The minimum age is above the maximum age."}
+        )
+    if errors:
+        raise InvalidInput("The service has invalid fields.", errors=errors)
+
+
+def _set_links(service, values):
+    """Replace categories, areas, languages and phones given in values."""
+    if "categories" in values:
+        service.categories = [
+            ServiceCategory(code=code) for code in sorted(set(values["categories"]))
+        ]
+    if "areas" in values:
+        service.areas = [ServiceArea(area_code=code) for code in sorted(set(values["areas"]))]
+    if "languages" in values:
+        service.languages = [
+            ServiceLanguage(code=code) for code in sorted(set(values["languages"]))
+        ]
+    if "phones" in values:
+        service.phones = [
+            Phone(organization_id=service.organization_id, **phone) for phone in values["phones"]
+        ]
+
+
+def _link_values(service):
+    return {
+        "categories": service.category_codes,
+        "areas": service.area_codes,
+        "languages": service.language_codes,
+        "phones": [phone.number for phone in service.phones],
+    }
+
+
+def _apply(record, changes):
+    """Set plain fields and return {field: (old, new)} for those that changed."""
+    diff = {}
+    for field, value in changes.items():
+        if field in ("categories", "areas", "languages", "phones"):
+            continue
+        old = getattr(record, field)
+        if old != value:
+            diff[field] = (old, value)
+            setattr(record, field, value)
+    return diff
+
+
+def refresh_search_text(service):
+    """The text that `q` searches: names, description, category and area names, both languages."""
+    areas = reference.areas_by_code()
+    area_names = " ".join(
+        f"{areas[c]['name_en']} {areas[c]['name_km']}" for c in service.area_codes if c in areas
+    )
+    parts = [
+        service.name,
+        service.alternate_name or "",
+        service.description or "",
+        service.eligibility_description or "",
+        service.organization.name,
+        reference.category_names(service.category_codes),
+        area_names,
+    ]
+    service.search_text = " ".join(parts).lower()
+
+
+def refresh_coordinates(service):
+    """Distance ordering uses the first non-confidential location with coordinates."""
+    public = [loc for loc in service.locations if not loc.confidential and loc.latitude is not None]
+    service.latitude, service.longitude = (
+        (public[0].latitude, public[0].longitude) if public else (None, None)
+    )
+
+
+def create_service(principal, organization_id, values):
+    if principal is not None:
+        principal.require_role("coordinator")
+    organization = get_organization(organization_id)
+    _check_service_values(values)
+    plain = {
+        k: v for k, v in values.items() if k not in ("categories", "areas", "languages", "phones")
+    }
+    service = Service(organization=organization, **plain)
+    _set_links(service, values)
+    db.session.add(service)
+    flush_or_conflict("This organisation has a service with this name already.", "name")
+    refresh_search_text(service)
+    _record(service, "service", "create", {"name": (None, service.name)}, principal)
+    return service
+
+
+def get_service(service_id):
+    service = db.session.get(Service, service_id)
+    if service is None:
+        raise NotFound("No such service.")
+    return service
+
+
+def _owner_admin(principal, service):
+    return principal.organization_id == service.organization_id and principal.has_role("org_admin")
+
+
+def update_service(principal, service_id, changes):
+    """Coordinators curate any field; the owner's admins edit the descriptive ones."""
+    service = get_service(service_id)
+    if _is_coordinator(principal):
+        allowed = CURATED_FIELDS
+    elif _owner_admin(principal, service):
+        allowed = OWNER_FIELDS
+    else:
+        raise Forbidden("Only coordinators, or the service's own organisation's admins, edit it.")
+    _refuse_fields(changes, allowed)
+    _check_service_values(changes, current=service)
+    if "name" in changes:
+        changes = {**changes, "name": changes["name"].strip()}
+    before = _link_values(service)
+    diff = _apply(service, changes)
+    _set_links(service, changes)
+    after = _link_values(service)
+    diff.update(
+        {k: (before[k], after[k]) for k in changes if k in before and before[k] != after[k]}
+    )
+    flush_or_conflict("This organisation has a service with this name already.", "name")
+    refresh_search_text(service)
+    _record(service, "service", "update", diff, principal)
+    return service
+
+
+def _owner_system_or_admin(principal, service):
+    owner = principal.organization_id == service.organization_id
+    return owner and (principal.user_id is None or principal.has_role("org_admin"))
+
+
+def update_capacity(principal, service_id, changes):
+    """The owning organisation (its admins or its systems) and coordinators say what is free now."""
+    service = get_service(service_id)
+    if not (_is_coordinator(principal) or _owner_system_or_admin(principal, service)):
+        raise Forbidden(
+            "Only coordinators and the service's own organisation (its admins or its systems) "
+            "update capacity."
+        )
+    diff = _apply(service, changes)
+    service.capacity_updated_at, service.capacity_updated_by = clock.now(), actor(principal)
+    _record(service, "service", "capacity", diff, principal)
+    db.session.flush()
+    return service
+
+
+def verify_service(principal, service_id):
+    """A coordinator confirms the entry is true today; open reminders close."""
+    principal.require_role("coordinator")
+    service = get_service(service_id)
+    old = service.last_verified_at
+    service.last_verified_at, service.last_verified_by = clock.now(), actor(principal)
+    db.session.execute(
+        db.update(VerificationReminder)
+        .where(
+            VerificationReminder.service_id == service.id,
+            VerificationReminder.resolved_at.is_(None),
+        )
+        .values(resolved_at=service.last_verified_at)
+    )
+    _record(
+        service,
+        "service",
+        "verify",
+        {"last_verified_at": (old, service.last_verified_at)},
+        principal,
+    )
+    return service
+
+
+def history(resource_type, resource_id, page_args):
+    query = db.select(DirectoryChange).where(
+        DirectoryChange.resource_type == resource_type, DirectoryChange.resource_id == resource_id
+    )
+    return paginate(query, DirectoryChange.id, DirectoryChange.id, page_args)
+
+
+def remind_unverified(max_age_days):
+    """Open one reminder for each active service not verified for max_age_days."""
+    cutoff = clock.now() - timedelta(days=max_age_days)
+    open_reminder = db.select(VerificationReminder.service_id).where(
+        VerificationReminder.resolved_at.is_(None)
+    )
+    stale = db.session.scalars(
+        db.select(Service).where(
+            Service.status == "active",
+            (Service.last_verified_at.is_(None)) | (Service.last_verified_at < cutoff),
+            Service.id.not_in(open_reminder),
+        )
+    ).all()
+    for service in stale:
+        db.session.add(
+            VerificationReminder(service_id=service.id, last_verified_at=service.last_verified_at)
+        )
+    db.session.flush()
+    return len(stale)
+
+
+def open_reminders(principal, page_args):
+    principal.require_role("coordinator")
+    query = db.select(VerificationReminder).where(VerificationReminder.resolved_at.is_(None))
+    return paginate(query, VerificationReminder.service_id, VerificationReminder.id, page_args)

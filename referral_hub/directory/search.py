@@ -1,0 +1,130 @@
+"""Directory search: filters that understand the area hierarchy, text, distance, stable pages."""
+
+import math
+
+from sqlalchemy import and_, exists, func, literal, or_, select
+
+from ..extensions import db
+from ..pagination import paginate
+from . import reference
+from .models import Organization, Service, ServiceArea, ServiceCategory, ServiceLanguage
+
+NO_DISTANCE = 1.0e12
+KM_PER_DEGREE = 111.195
+
+
+def _has_link(model, column, values):
+    return exists(select(literal(1)).where(model.service_id == Service.id, column.in_(values)))
+
+
+def _area_condition(area_code):
+    """A service matches an area when it covers that area, an ancestor or a descendant of it."""
+    return exists(
+        select(literal(1)).where(
+            ServiceArea.service_id == Service.id,
+            or_(
+                ServiceArea.area_code.in_(reference.related_area_codes(area_code)),
+                ServiceArea.area_code.like(f"{area_code}%"),
+            ),
+        )
+    )
+
+
+def _escape_like(word):
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _text_condition(text):
+    """PostgreSQL full-text search on words, plus substring matching for scripts without
+    spaces between words (Khmer); SQLite has only the substring matching."""
+    words = text.lower().split()[:10]
+    substrings = and_(
+        *[Service.search_text.like(f"%{_escape_like(w)}%", escape="\\") for w in words]
+    )
+    if db.engine.dialect.name != "postgresql":
+        return substrings
+    vector = func.to_tsvector("simple", Service.search_text)
+    return or_(vector.op("@@")(func.plainto_tsquery("simple", text)), substrings)
+
+
+class Distance:
+    """Squared equirectangular distance, computed the same way in SQL and in Python so the
+    cursor of one page matches the ordering of the next."""
+
+    def __init__(self, latitude, longitude):
+        self.latitude, self.longitude = latitude, longitude
+        self.scale = math.cos(math.radians(latitude))
+
+    def sql(self):
+        dlat = Service.latitude - self.latitude
+        dlon = (Service.longitude - self.longitude) * self.scale
+        return func.coalesce(dlat * dlat + dlon * dlon, NO_DISTANCE)
+
+    def of(self, service):
+        if service.latitude is None or service.longitude is None:
+            return NO_DISTANCE
+        dlat = service.latitude - self.latitude
+        dlon = (service.longitude - self.longitude) * self.scale
+        return dlat * dlat + dlon * dlon
+
+    def km(self, service):
+        value = self.of(service)
+        return None if value == NO_DISTANCE else round(math.sqrt(value) * KM_PER_DEGREE, 1)
+
+
+def search_services(filters, page_args):
+    """Services matching every given filter, a page at a time, in a stable order."""
+    query = select(Service).join(Organization).where(Organization.status == "active")
+    query = query.where(Service.status.in_(filters.get("status") or ["active"]))
+    if filters.get("category"):
+        query = query.where(_has_link(ServiceCategory, ServiceCategory.code, filters["category"]))
+    area = filters.get("district") or filters.get("province")
+    if area:
+        query = query.where(_area_condition(area))
+    if filters.get("age") is not None:
+        age = filters["age"]
+        query = query.where(
+            or_(Service.minimum_age.is_(None), Service.minimum_age <= age),
+            or_(Service.maximum_age.is_(None), Service.maximum_age >= age),
+        )
+    if filters.get("sex"):
+        query = query.where(
+            or_(Service.eligibility_sex.is_(None), Service.eligibility_sex == filters["sex"])
+        )
+    if filters.get("language"):
+        query = query.where(_has_link(ServiceLanguage, ServiceLanguage.code, [filters["language"]]))
+    if filters.get("accepting") is not None:
+        query = query.where(Service.accepting_referrals.is_(filters["accepting"]))
+    if filters.get("capacity"):
+        query = query.where(Service.capacity_status.in_(filters["capacity"]))
+    if filters.get("organization_id"):
+        query = query.where(Service.organization_id == str(filters["organization_id"]))
+    if filters.get("q"):
+        query = query.where(_text_condition(filters["q"]))
+    near = filters.get("near")
+    if near:
+        distance = Distance(*near)
+        ordering = f"services.near:{distance.latitude},{distance.longitude}"
+        services, cursor = paginate(
+            query, distance.sql(), Service.id, page_args, sort_value=distance.of, ordering=ordering
+        )
+    else:
+        services, cursor = paginate(query, Service.name, Service.id, page_args)
+        distance = None
+    return [_hit(service, filters, area, distance) for service in services], cursor
+
+
+def _hit(service, filters, area, distance):
+    """The service with why it matched: the categories and areas the query asked for."""
+    match = {}
+    if filters.get("category"):
+        match["categories"] = sorted(set(service.category_codes) & set(filters["category"]))
+    if area:
+        related = set(reference.related_area_codes(area))
+        match["areas"] = [c for c in service.area_codes if c in related or c.startswith(area)]
+    if filters.get("q"):
+        match["text"] = filters["q"]
+    hit = {"service": service, "match": match}
+    if distance is not None:
+        hit["distance_km"] = distance.km(service)
+    return hit
