@@ -395,3 +395,30 @@ def test_names_are_trimmed_and_a_province_can_be_cleared(app, client):
     assert too_long.status_code == 422
     newline = client.patch(url, headers=bearer(token), json={"province": "17\n"})
     assert newline.status_code == 422
+
+
+def test_contacts_and_schedules(app, client):
+    token = coordinator_token(app)
+    body = {
+        "organization_id": make_org().id,
+        "name": "Drop-in",
+        "categories": ["medical"],
+        "areas": ["12"],
+        "contacts": [{"name": "Nurse desk", "phone": "+855 12 345 678"}],
+        "schedules": [{"byday": "MO,WE,FR", "opens_at": "07:30", "closes_at": "16:00"}],
+    }
+    created = client.post("/api/v1/services", headers=bearer(token), json=body).get_json()
+    assert created["contacts"] == [
+        {"name": "Nurse desk", "title": None, "email": None, "phone": "+855 12 345 678"}
+    ]
+    assert (
+        created["schedules"][0]["byday"] == "MO,WE,FR"
+        and created["schedules"][0]["freq"] == "WEEKLY"
+    )
+    for schedule in ({"byday": "Monday"}, {"byday": "MO", "opens_at": "25:00"}):
+        response = client.patch(
+            f"/api/v1/services/{created['id']}",
+            headers=bearer(token),
+            json={"schedules": [schedule]},
+        )
+        assert response.status_code == 422, schedule

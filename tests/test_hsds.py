@@ -45,6 +45,8 @@ DIRECTORY_TABLES = (
     "verification_reminders",
     "service_at_locations",
     "phones",
+    "contacts",
+    "schedules",
     "service_categories",
     "service_areas",
     "service_languages",
@@ -131,6 +133,30 @@ def rich_service():
         areas=["12", "1201"],
         languages=["km", "en"],
         phones=[{"number": "+855 99 111 222", "type": "cell", "description": "Duty phone"}],
+        contacts=[
+            {
+                "name": "Duty social worker",
+                "title": "Intake",
+                "email": "duty@rich.example.org",
+                "phone": "+855 99 111 333",
+            }
+        ],
+        schedules=[
+            {
+                "freq": "WEEKLY",
+                "byday": "MO,TU,WE,TH,FR",
+                "opens_at": "08:00",
+                "closes_at": "17:00",
+                "description": "Office hours",
+            },
+            {
+                "freq": "WEEKLY",
+                "byday": "SA",
+                "opens_at": "08:00",
+                "closes_at": "12:00",
+                "description": None,
+            },
+        ],
         minimum_age=6,
         maximum_age=17,
         eligibility_sex="female",
@@ -226,6 +252,16 @@ def test_the_export_validates_against_the_hsds_schemas():
     ]
     assert [lang["code"] for lang in rich["languages"]] == ["en", "km"]
     assert [m["replacement_value"] for m in rich["metadata"]] == ["rich_annual_report.txt"]
+    contact = rich["contacts"][0]
+    assert (contact["name"], contact["email"], contact["phones"][0]["number"]) == (
+        "Duty social worker",
+        "duty@rich.example.org",
+        "+855 99 111 333",
+    )
+    assert [(s["byday"], s["opens_at"], s["closes_at"]) for s in rich["schedules"]] == [
+        ("MO,TU,WE,TH,FR", "08:00", "17:00"),
+        ("SA", "08:00", "12:00"),
+    ]
 
 
 def test_export_then_import_into_an_empty_hub_gives_the_same_document():
@@ -241,6 +277,7 @@ def test_export_then_import_into_an_empty_hub_gives_the_same_document():
     assert second == first
     rich = find(second, "Rich shelter")
     assert rich["phones"][0]["number"] == "+855 99 111 222"
+    assert rich["contacts"][0]["name"] == "Duty social worker" and len(rich["schedules"]) == 2
     address = rich["service_at_locations"][0]["location"]["addresses"][0]
     assert (address["address_1"], address["city"]) == ("Street 51", "Chamkar Mon")
 

@@ -131,6 +131,8 @@ def service_object(service, public=True):
     return {
         **service_fields(service),
         "phones": [_phone(phone, "service_id", service.id) for phone in service.phones],
+        "contacts": [_contact(service.id, contact) for contact in service.contacts],
+        "schedules": [_schedule(service.id, schedule) for schedule in service.schedules],
         "languages": [
             _compact(
                 {
@@ -204,6 +206,46 @@ def _phone(phone, owner_key, owner_id):
             "number": phone.number,
             "type": phone.type,
             "description": phone.description,
+        }
+    )
+
+
+def _contact(service_id, contact):
+    contact_id = nested_id(service_id, "contact", f"{contact.name}|{contact.email or ''}")
+    phones = (
+        [
+            {
+                "id": nested_id(contact_id, "phone", contact.phone),
+                "contact_id": contact_id,
+                "number": contact.phone,
+            }
+        ]
+        if contact.phone
+        else []
+    )
+    return _compact(
+        {
+            "id": contact_id,
+            "service_id": service_id,
+            "name": contact.name,
+            "title": contact.title,
+            "email": contact.email,
+            "phones": phones or None,
+        }
+    )
+
+
+def _schedule(service_id, schedule):
+    key = f"{schedule.byday}|{schedule.opens_at}|{schedule.closes_at}"
+    return _compact(
+        {
+            "id": nested_id(service_id, "schedule", key),
+            "service_id": service_id,
+            "freq": schedule.freq,
+            "byday": schedule.byday,
+            "opens_at": schedule.opens_at,
+            "closes_at": schedule.closes_at,
+            "description": schedule.description,
         }
     )
 
@@ -423,6 +465,21 @@ PHONE_FIELDS = {
     "description": (_text(500), False),
 }
 
+CONTACT_FIELDS = {
+    "name": (NAME, True),
+    "title": (_text(200), False),
+    "email": (_text(254), False),
+}
+DAY_LIST = re.compile(r"(MO|TU|WE|TH|FR|SA|SU)(,(MO|TU|WE|TH|FR|SA|SU))*")
+TIME = _kind("Expected a time, HH:MM.", str, re.compile(r"([01]\d|2[0-3]):[0-5]\d").fullmatch)
+SCHEDULE_FIELDS = {
+    "freq": (_choice(("WEEKLY", "MONTHLY")), False),
+    "byday": (_kind("Expected days such as MO,TU,WE.", str, DAY_LIST.fullmatch), True),
+    "opens_at": (TIME, False),
+    "closes_at": (TIME, False),
+    "description": (_text(500), False),
+}
+
 
 # Reading a document into plain values, with every error found
 
@@ -550,6 +607,8 @@ def _read_service(path, raw, organization_id, errors):
         "areas": _read_areas(raw, path, errors),
         "languages": _read_languages(raw, path, errors),
         "phones": _read_phones(raw, path, service_id, errors),
+        "contacts": _read_contacts(raw, path, errors),
+        "schedules": _read_schedules(raw, path, errors),
         "sources": _read_sources(raw, path, errors),
         **profile,
     }
@@ -610,6 +669,27 @@ def _read_phones(raw, path, owner_id, errors):
         }
         for phone in phones
     ]
+
+
+def _read_contacts(raw, path, errors):
+    """Contacts with the first of their phone numbers (the hub keeps one per contact)."""
+    contacts = []
+    for item_path, item in _objects(raw, "contacts", path, errors):
+        contact = _fields(item, CONTACT_FIELDS, item_path, errors)
+        phones = [
+            _fields(phone, {"number": PHONE_FIELDS["number"]}, phone_path, errors)["number"]
+            for phone_path, phone in _objects(item, "phones", item_path, errors)
+        ]
+        contacts.append({**contact, "phone": phones[0] if phones else None})
+    return contacts
+
+
+def _read_schedules(raw, path, errors):
+    schedules = []
+    for item_path, item in _objects(raw, "schedules", path, errors):
+        schedule = _fields(item, SCHEDULE_FIELDS, item_path, errors)
+        schedules.append({**schedule, "freq": schedule["freq"] or "WEEKLY"})
+    return schedules
 
 
 def _read_sources(raw, path, errors):

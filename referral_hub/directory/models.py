@@ -100,6 +100,14 @@ class Service(db.Model):
     locations: Mapped[list["Location"]] = relationship(
         secondary="service_at_locations", lazy="selectin", order_by="Location.name"
     )
+    contacts: Mapped[list["Contact"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="Contact.name"
+    )
+    schedules: Mapped[list["Schedule"]] = relationship(
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="(Schedule.byday, Schedule.opens_at)",
+    )
 
     @property
     def category_codes(self):
@@ -160,6 +168,37 @@ class Phone(db.Model):
     )
     number: Mapped[str] = mapped_column(String(60))
     type: Mapped[str | None] = mapped_column(String(20))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class Contact(db.Model):
+    """A named person or desk to ask for about a service."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = id_column()
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(60))
+
+
+class Schedule(db.Model):
+    """When a service is open, as HSDS (iCalendar-like) weekly rules."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = id_column()
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    freq: Mapped[str] = mapped_column(String(10), default="WEEKLY")
+    byday: Mapped[str] = mapped_column(String(40))
+    opens_at: Mapped[str | None] = mapped_column(String(5))
+    closes_at: Mapped[str | None] = mapped_column(String(5))
     description: Mapped[str | None] = mapped_column(Text)
 
 

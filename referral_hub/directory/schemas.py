@@ -61,6 +61,29 @@ class PhoneInput(Schema):
     )
 
 
+DAYS = r"(MO|TU|WE|TH|FR|SA|SU)"
+TIME = r"^([01]\d|2[0-3]):[0-5]\d\Z"
+
+
+class ContactInput(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = fields.String(load_default=None, validate=validate.Length(max=200), allow_none=True)
+    email = fields.Email(load_default=None, validate=validate.Length(max=254), allow_none=True)
+    phone = fields.String(
+        load_default=None, validate=validate.Length(min=3, max=60), allow_none=True
+    )
+
+
+class ScheduleInput(Schema):
+    freq = fields.String(load_default="WEEKLY", validate=validate.OneOf(["WEEKLY", "MONTHLY"]))
+    byday = fields.String(required=True, validate=validate.Regexp(rf"^{DAYS}(,{DAYS})*\Z"))
+    opens_at = fields.String(load_default=None, validate=validate.Regexp(TIME), allow_none=True)
+    closes_at = fields.String(load_default=None, validate=validate.Regexp(TIME), allow_none=True)
+    description = fields.String(
+        load_default=None, validate=validate.Length(max=500), allow_none=True
+    )
+
+
 class ServiceFields(Schema):
     """The fields a service's writers send; which of them each may send is a rule in service.py."""
 
@@ -83,6 +106,8 @@ class ServiceFields(Schema):
     )
     languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2,3}\Z")))
     phones = fields.List(fields.Nested(PhoneInput))
+    contacts = fields.List(fields.Nested(ContactInput))
+    schedules = fields.List(fields.Nested(ScheduleInput))
     status = fields.String(validate=validate.OneOf(SERVICE_STATUSES))
 
 
@@ -200,6 +225,21 @@ class PhoneView(Schema):
     description = fields.String()
 
 
+class ContactView(Schema):
+    name = fields.String()
+    title = fields.String()
+    email = fields.String()
+    phone = fields.String()
+
+
+class ScheduleView(Schema):
+    freq = fields.String()
+    byday = fields.String()
+    opens_at = fields.String()
+    closes_at = fields.String()
+    description = fields.String()
+
+
 class LocationView(Schema):
     id = fields.String()
     name = fields.String()
@@ -240,6 +280,8 @@ class ServiceView(Schema):
     eligibility = fields.Function(lambda s: EligibilityView().dump(s))
     capacity = fields.Function(lambda s: CapacityView().dump(s))
     phones = fields.List(fields.Nested(PhoneView))
+    contacts = fields.List(fields.Nested(ContactView))
+    schedules = fields.List(fields.Nested(ScheduleView))
     locations = fields.List(fields.Nested(LocationView))
     sources = fields.List(fields.String())
     last_verified_at = fields.DateTime()

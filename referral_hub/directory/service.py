@@ -10,9 +10,11 @@ from ..pagination import paginate
 from ..persistence import flush_or_conflict
 from . import reference
 from .models import (
+    Contact,
     DirectoryChange,
     Organization,
     Phone,
+    Schedule,
     Service,
     ServiceArea,
     ServiceCategory,
@@ -23,7 +25,10 @@ from .models import (
 SYSTEM = "system"
 
 # What an organisation's admin may change on its own services; coordinators change anything.
+LINKS = ("categories", "areas", "languages", "phones", "contacts", "schedules")
 OWNER_FIELDS = {
+    "contacts",
+    "schedules",
     "name",
     "alternate_name",
     "description",
@@ -185,7 +190,7 @@ def _check_service_values(values, current=None):
 
 
 def _set_links(service, values):
-    """Replace categories, areas, languages and phones given in values."""
+    """Replace the linked records (categories, areas, languages, phones, contacts, schedules)."""
     if "categories" in values:
         service.categories = [
             ServiceCategory(code=code) for code in sorted(set(values["categories"]))
@@ -200,6 +205,10 @@ def _set_links(service, values):
         service.phones = [
             Phone(organization_id=service.organization_id, **phone) for phone in values["phones"]
         ]
+    if "contacts" in values:
+        service.contacts = [Contact(**contact) for contact in values["contacts"]]
+    if "schedules" in values:
+        service.schedules = [Schedule(**schedule) for schedule in values["schedules"]]
 
 
 def _link_values(service):
@@ -208,6 +217,8 @@ def _link_values(service):
         "areas": service.area_codes,
         "languages": service.language_codes,
         "phones": [phone.number for phone in service.phones],
+        "contacts": [contact.name for contact in service.contacts],
+        "schedules": [f"{s.byday} {s.opens_at}-{s.closes_at}" for s in service.schedules],
     }
 
 
@@ -215,7 +226,7 @@ def _apply(record, changes):
     """Set plain fields and return {field: (old, new)} for those that changed."""
     diff = {}
     for field, value in changes.items():
-        if field in ("categories", "areas", "languages", "phones"):
+        if field in LINKS:
             continue
         old = getattr(record, field)
         if old != value:
@@ -255,9 +266,7 @@ def create_service(principal, organization_id, values):
         principal.require_role("coordinator")
     organization = get_organization(organization_id)
     _check_service_values(values)
-    plain = {
-        k: v for k, v in values.items() if k not in ("categories", "areas", "languages", "phones")
-    }
+    plain = {k: v for k, v in values.items() if k not in LINKS}
     service = Service(organization=organization, **plain)
     _set_links(service, values)
     db.session.add(service)
