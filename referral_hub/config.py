@@ -53,6 +53,7 @@ def from_environment(instance_path):
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "SCHEDULER_ENABLED": _env_bool("SCHEDULER_ENABLED", False),
         "VERIFICATION_MAX_AGE_DAYS": _env_int("VERIFICATION_MAX_AGE_DAYS", 180),
+        "HSDS_PUBLIC": _env_bool("HSDS_PUBLIC", True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hub_session",

@@ -71,7 +71,7 @@ def _require_reader(principal):
 @hsds_bp.before_request
 def _guard():
     """Anonymous reading is a setting; a hub that does not publish its directory needs a token."""
-    if not current_app.config.get("HSDS_PUBLIC", True):
+    if not current_app.config["HSDS_PUBLIC"]:
         _require_reader()
 
 
