@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import config as settings
-from . import csrf, errors, logs, request_handling
+from . import crypto, csrf, errors, logs, request_handling
 from .db_types import include_in_autogenerate
 from .extensions import db, migrate
 
@@ -46,6 +46,7 @@ def create_app(config=None):
     ):
         app.config["SECRET_KEY"] = _development_secret(app.instance_path)
     settings.check_production_safety(app.config)
+    crypto.configure(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
 
@@ -64,11 +65,13 @@ def create_app(config=None):
     errors.register(app)
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
 
+    from .audit import api as audit_api
     from .auth import api as auth_api
     from .auth import keys, oauth_api, oauth_server, revocation, views
     from .directory import api as directory_api
     from .directory import hsds_api
     from .health import bp as health_bp
+    from .referrals import api as referrals_api
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
@@ -81,6 +84,8 @@ def create_app(config=None):
         directory_api.bp,
         hsds_api.bp,
         hsds_api.hsds_bp,
+        audit_api.bp,
+        referrals_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app

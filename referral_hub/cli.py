@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app
+from .audit.cli import audit_cli
 from .auth import keys
 from .auth import service as auth_service
 from .auth.models import ROLES
@@ -130,6 +131,17 @@ def rotate_keys():
     emit({"kid": row.kid, "created_at": row.created_at})
 
 
+@keys_group.command("rotate-data")
+@with_appcontext
+def rotate_data_keys():
+    """Re-encrypt personal data under DATA_ENCRYPTION_KEY_ID; old keys can then be removed."""
+    from .referrals.service import rotate_data_keys as rotate
+
+    changed = rotate()
+    db.session.commit()
+    emit({"key_id": current_app.config["DATA_ENCRYPTION_KEY_ID"], "values_re_encrypted": changed})
+
+
 @cli.command("worker")
 @with_appcontext
 def worker():
@@ -187,6 +199,7 @@ def demo(host, port, no_serve):
 
 
 cli.add_command(directory_cli)
+cli.add_command(audit_cli)
 
 
 def main():

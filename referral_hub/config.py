@@ -54,6 +54,14 @@ def from_environment(instance_path):
         "SCHEDULER_ENABLED": _env_bool("SCHEDULER_ENABLED", False),
         "VERIFICATION_MAX_AGE_DAYS": _env_int("VERIFICATION_MAX_AGE_DAYS", 180),
         "HSDS_PUBLIC": _env_bool("HSDS_PUBLIC", True),
+        "DATA_ENCRYPTION_KEYS": os.environ.get("DATA_ENCRYPTION_KEYS", ""),
+        "DATA_ENCRYPTION_KEY_ID": os.environ.get("DATA_ENCRYPTION_KEY_ID"),
+        "REFERRAL_DEADLINES": {
+            "emergency": timedelta(hours=_env_int("DEADLINE_EMERGENCY_HOURS", 4)),
+            "high": timedelta(hours=_env_int("DEADLINE_HIGH_HOURS", 24)),
+            "normal": _env_int("DEADLINE_NORMAL_BUSINESS_DAYS", 3),
+        },
+        "REFERRAL_EXPIRY_DAYS": _env_int("REFERRAL_EXPIRY_DAYS", 30),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hub_session",
@@ -81,4 +89,10 @@ def check_production_safety(config):
             "SECRET_KEY must be set to a random value of at least 32 characters in production "
             "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))'), "
             "or set HUB_ENV=development for a local hub."
+        )
+    if not config.get("DATA_ENCRYPTION_KEYS"):
+        raise ConfigError(
+            "DATA_ENCRYPTION_KEYS must name at least one AES-256 key in production, as "
+            "'key-id:base64-of-32-random-bytes' (python -c 'import base64, os; "
+            'print("k1:" + base64.b64encode(os.urandom(32)).decode())\').'
         )

@@ -9,8 +9,12 @@ from .directory.models import Organization
 from .extensions import db
 
 DEMO_PASSWORD = "demo-password-2026"  # documented demo credential
-DEMO_CLIENT_ID = "demo-partner"
-DEMO_CLIENT_SECRET = "demo-partner-secret"  # documented demo credential
+DEMO_CLIENTS = [
+    # (client id, secret, organisation): documented demo credentials, never for real use
+    ("demo-partner", "demo-partner-secret", "M'Lop Tapang"),
+    ("demo-kaliyan-mith", "demo-kaliyan-mith-secret", "Kaliyan Mith"),
+]
+DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, _ = DEMO_CLIENTS[0]
 ALL_API_SCOPES = [
     "directory:read",
     "directory:write",
@@ -61,15 +65,15 @@ def load():
             provinces=provinces,
             password=DEMO_PASSWORD,
         )
-    client, _ = auth_service.create_client(
-        None,
-        organizations["M'Lop Tapang"],
-        "M'Lop Tapang case system (demo)",
-        ALL_API_SCOPES,
-        ["client_credentials"],
-        "client_secret_basic",
-    )
-    client.client_id = DEMO_CLIENT_ID
-    client.secret_hash = digest(DEMO_CLIENT_SECRET)
+    for client_id, secret, organization in DEMO_CLIENTS:
+        client, _ = auth_service.create_client(
+            None,
+            organizations[organization],
+            f"{organization} case system (demo)",
+            ALL_API_SCOPES,
+            ["client_credentials"],
+            "client_secret_basic",
+        )
+        client.client_id, client.secret_hash = client_id, digest(secret)
     db.session.commit()
     return True

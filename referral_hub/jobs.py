@@ -9,6 +9,7 @@ from .auth.models import AuthorizationCode, LoginThrottle, RefreshToken, UsedAss
 from .auth.revocation import purge_expired as purge_revocations
 from .directory import service as directory_service
 from .extensions import db, scheduler
+from .referrals import service as referral_service
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,19 @@ def remind_unverified_services():
     db.session.commit()
 
 
+def referral_deadlines():
+    """Flag and escalate overdue referrals, expire the long unanswered, end expired consents."""
+    referral_service.flag_overdue()
+    referral_service.expire_unanswered()
+    referral_service.expire_consents()
+    db.session.commit()
+
+
 JOBS = [
     # (function, trigger arguments)
     (purge_expired_credentials, {"trigger": "interval", "minutes": 15}),
     (remind_unverified_services, {"trigger": "cron", "hour": 2}),
+    (referral_deadlines, {"trigger": "interval", "minutes": 5}),
 ]
 
 

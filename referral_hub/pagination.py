@@ -35,19 +35,24 @@ def _encode(ordering, values):
     return base64.urlsafe_b64encode(json.dumps([ordering, *values]).encode()).decode()
 
 
-def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None):
+def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None, parse=None):
     """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor.
 
-    sort_column may be an expression; sort_value then computes it for a row. A cursor names its
-    ordering, so one list's cursor is refused by another.
+    sort_column may be an expression; sort_value then computes it for a row (as JSON), and parse
+    turns it back into the column's type. A cursor names its ordering, so one list's cursor is
+    refused by another.
     """
     ordering = ordering or f"{id_column.table.name}.{sort_column.key}"
     sort_value = sort_value or (lambda row: getattr(row, sort_column.key))
     query = query.order_by(sort_column, id_column)
     if args["cursor"]:
-        query = query.where(
-            tuple_(sort_column, id_column) > tuple(_decode(args["cursor"], ordering))
-        )
+        after, after_id = _decode(args["cursor"], ordering)
+        if parse:
+            try:
+                after = parse(after)
+            except (TypeError, ValueError) as exc:
+                raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
+        query = query.where(tuple_(sort_column, id_column) > (after, after_id))
     rows = db.session.scalars(query.limit(args["limit"] + 1)).all()
     more = len(rows) > args["limit"]
     rows = rows[: args["limit"]]

@@ -1,5 +1,7 @@
 """Fixtures: one hub per test session on SQLite or on TEST_DATABASE_URL, emptied after each test."""
 
+import io
+import logging
 import os
 import socket
 import threading
@@ -9,7 +11,9 @@ from flask_migrate import upgrade
 from werkzeug.serving import make_server
 
 from referral_hub import create_app
+from referral_hub.audit.service import suspend_append_only
 from referral_hub.extensions import db
+from referral_hub.logs import JSONFormatter
 
 from .contract import ContractCheckedClient
 from .factories import client_token, make_client, make_org
@@ -71,7 +75,7 @@ def app_context(app):
         db.session.rollback()
         db.session.remove()
         tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEPT_TABLES]
-        with db.engine.begin() as connection:
+        with db.engine.begin() as connection, suspend_append_only(connection):
             for table in tables:
                 connection.execute(table.delete())
         app.extensions["hub_deny_list"].clear()
@@ -101,3 +105,20 @@ def partner(client):
     client_id, secret = make_client(organization, scopes.split())
     token = client_token(client, client_id, secret, scopes)
     return {"org": organization, "client_id": client_id, "secret": secret, "token": token}
+
+
+@pytest.fixture
+def log_lines():
+    """Every line the hub's, Authlib's and the server's loggers write, at debug level too."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter())
+    loggers = [logging.getLogger(name) for name in ("referral_hub", "authlib", "werkzeug")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield stream
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -1,5 +1,7 @@
 """The app factory, health checks, problem+json errors and security headers."""
 
+import base64
+
 import pytest
 
 from referral_hub import create_app
@@ -15,8 +17,23 @@ def test_production_refuses_a_default_missing_or_short_secret(database_url, live
         create_app(hub_config(database_url, live_port, HUB_ENV="production", SECRET_KEY=secret))
 
 
+DATA_KEY = "k1:" + base64.b64encode(b"k" * 32).decode()
+
+
+def test_production_refuses_to_start_without_data_encryption_keys(database_url, live_port):
+    with pytest.raises(ConfigError, match="DATA_ENCRYPTION_KEYS"):
+        create_app(hub_config(database_url, live_port, HUB_ENV="production", SECRET_KEY="x" * 40))
+
+
 def test_production_with_a_real_secret_starts_with_hsts_and_secure_cookies(database_url, live_port):
-    hub = create_app(hub_config(database_url, live_port, HUB_ENV="production", SECRET_KEY="x" * 40))
+    config = hub_config(
+        database_url,
+        live_port,
+        HUB_ENV="production",
+        SECRET_KEY="x" * 40,
+        DATA_ENCRYPTION_KEYS=DATA_KEY,
+    )
+    hub = create_app(config)
     assert hub.config["SESSION_COOKIE_SECURE"] is True
     response = hub.test_client().get("/healthz")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")

@@ -1,12 +1,8 @@
 """Logs are JSON lines with a request id and never carry a credential."""
 
-import io
 import json
-import logging
 
-import pytest
-
-from referral_hub.logs import JSONFormatter, scrub
+from referral_hub.logs import scrub
 
 from .factories import PASSWORD, bearer, csrf_from, make_client, make_org, make_user
 
@@ -19,23 +15,6 @@ def test_scrub_removes_credentials():
     cleaned = scrub(line)
     for secret in ("eyJhbGciOi", "s3cr3t", "hunter2", "abc", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"):
         assert secret not in cleaned
-
-
-@pytest.fixture
-def log_lines():
-    """Every line the hub's, Authlib's and the server's loggers write, at debug level too."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JSONFormatter())
-    loggers = [logging.getLogger(name) for name in ("referral_hub", "authlib", "werkzeug")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-    yield stream
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def test_no_token_secret_or_password_reaches_the_logs(app, client, log_lines):

@@ -38,6 +38,15 @@ class Principal:
             raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
 
 
+def actor(principal):
+    """How logs of changes name who acted: a user, a client, or the hub itself."""
+    if principal is None:
+        return "system"
+    if principal.user_id:
+        return f"user:{principal.user_id}"
+    return f"client:{principal.client_id}"
+
+
 def _bearer_token():
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

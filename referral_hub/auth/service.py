@@ -3,6 +3,7 @@
 import re
 
 from .. import clock
+from ..audit import service as audit
 from ..directory.models import Organization
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
@@ -11,6 +12,7 @@ from ..persistence import flush_or_conflict
 from . import revocation, throttle
 from .credentials import digest, hash_password, new_secret, verify_password
 from .models import Membership, OAuthClient, RefreshToken, User
+from .principal import actor
 
 PROVINCE_CODE = re.compile(r"^(0[1-9]|1[0-9]|2[0-5])$")
 ROLES_ONLY_COORDINATORS_GRANT = {"coordinator", "focal_point"}
@@ -90,7 +92,12 @@ def create_user(principal, organization_id, email, roles, name="", provinces=(),
     _set_roles(user, roles, provinces)
     db.session.add(user)
     flush_or_conflict("A user with this email exists already.", "email")
+    _audit(principal, organization_id, "user.created", "user", user.id, {"roles": sorted(roles)})
     return user
+
+
+def _audit(principal, organization_id, action, resource_type, resource_id, details):
+    audit.record(actor(principal), organization_id, action, resource_type, resource_id, details)
 
 
 def _user_of(principal, organization_id, user_id):
@@ -126,6 +133,7 @@ def update_user(principal, organization_id, user_id, changes):
     if not user.active:
         revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
     db.session.flush()
+    _audit(principal, organization_id, "user.updated", "user", user.id, {"fields": sorted(changes)})
     return user
 
 
@@ -152,6 +160,14 @@ def create_client(
     )
     db.session.add(client)
     db.session.flush()
+    _audit(
+        principal,
+        organization_id,
+        "client.created",
+        "client",
+        client.id,
+        {"scope": sorted(set(scopes))},
+    )
     return client, secret
 
 
@@ -210,4 +226,12 @@ def update_client(principal, organization_id, client_id, changes):
         revocation.revoke(f"client:{client.client_id}")
         revocation.revoke_refresh_tokens(RefreshToken.client_id == client.client_id)
     db.session.flush()
+    _audit(
+        principal,
+        organization_id,
+        "client.updated",
+        "client",
+        client.id,
+        {"fields": sorted(changes)},
+    )
     return client

@@ -4,6 +4,8 @@ import json
 from datetime import datetime, timedelta
 
 from .. import clock
+from ..audit import service as audit
+from ..auth.principal import actor
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..pagination import paginate
@@ -21,8 +23,6 @@ from .models import (
     ServiceLanguage,
     VerificationReminder,
 )
-
-SYSTEM = "system"
 
 # What an organisation's admin may change on its own services; coordinators change anything.
 LINKS = ("categories", "areas", "languages", "phones", "contacts", "schedules")
@@ -51,15 +51,6 @@ CURATED_FIELDS = OWNER_FIELDS | {
 CAPACITY_FIELDS = {"capacity_status", "places_free", "accepting_referrals"}
 ORGANIZATION_OWNER_FIELDS = {"description", "alternate_name", "email", "website"}
 ORGANIZATION_CURATED_FIELDS = ORGANIZATION_OWNER_FIELDS | {"name", "province", "status"}
-
-
-def actor(principal):
-    """How history names who made a change."""
-    if principal is None:
-        return SYSTEM
-    if principal.user_id:
-        return f"user:{principal.user_id}"
-    return f"client:{principal.client_id}"
 
 
 def _is_coordinator(principal):
@@ -91,6 +82,14 @@ def _record(resource, resource_type, action, changes, principal):
                 organization_id=principal.organization_id if principal else None,
             )
         )
+    audit.record(
+        actor(principal),
+        principal.organization_id if principal else None,
+        f"{resource_type}.{action}",
+        resource_type,
+        resource.id,
+        {"fields": sorted(changes)},
+    )
 
 
 def _field_error(field, message):

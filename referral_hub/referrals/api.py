@@ -1,0 +1,103 @@
+"""Referral API: send, read, move along the state machine, withdraw consent."""
+
+import re
+
+from flask import Blueprint, jsonify, request, url_for
+
+from ..auth.principal import protected
+from ..errors import InvalidInput
+from ..extensions import db
+from ..request_handling import json_body
+from . import service
+from .presentation import present, present_event
+from .schemas import ConsentWithdrawal, ListArgs, ReferralCreate, StatusChange
+
+bp = Blueprint("referrals_api", __name__, url_prefix="/api/v1/referrals")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+VERSION_TAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+
+
+def _idempotency_key():
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        message = "Up to 200 visible ASCII characters."
+        raise InvalidInput(message, errors=[{"field": "Idempotency-Key", "message": message}])
+    return key
+
+
+def _expected_version():
+    """The version the client last saw, from If-Match ("3") or, failing that, none."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    match = VERSION_TAG.match(header.strip())
+    if not match:
+        message = 'Send the ETag you got, e.g. If-Match: "3".'
+        raise InvalidInput(message, errors=[{"field": "If-Match", "message": message}])
+    return int(match.group(1))
+
+
+def _referral_response(principal, referral_id, status=200):
+    """The referral as the principal may see it: never cached, tagged with its version."""
+    referral, _standing, personal, extras = service.read_referral(principal, referral_id)
+    db.session.commit()
+    response = jsonify(present(referral, personal, extras))
+    response.status_code = status
+    response.headers["ETag"] = f'"{referral.version}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("")
+@protected("referrals:write")
+def create_referral(principal):
+    key = _idempotency_key()
+    data = json_body(ReferralCreate())
+    referral, created = service.create_referral(principal, data, key)
+    db.session.commit()
+    response = _referral_response(principal, referral.id, 201 if created else 200)
+    response.headers["Location"] = url_for(".get_referral", referral_id=referral.id)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("")
+@protected("referrals:read")
+def list_referrals(principal):
+    filters = ListArgs().load(request.args)
+    page_args = {"limit": filters.pop("limit"), "cursor": filters.pop("cursor")}
+    referrals, next_cursor = service.list_referrals(principal, filters, page_args)
+    return {"items": [present(r) for r in referrals], "next_cursor": next_cursor}
+
+
+@bp.get("/<uuid:referral_id>")
+@protected("referrals:read")
+def get_referral(referral_id, principal):
+    return _referral_response(principal, str(referral_id))
+
+
+@bp.get("/<uuid:referral_id>/events")
+@protected("referrals:read")
+def referral_events(referral_id, principal):
+    found = service.events(principal, str(referral_id))
+    return {"items": [present_event(event) for event in found], "next_cursor": None}
+
+
+@bp.post("/<uuid:referral_id>/status")
+@protected("referrals:write")
+def change_status(referral_id, principal):
+    expected = _expected_version()
+    change = json_body(StatusChange())
+    service.change_status(principal, str(referral_id), expected, **change)
+    db.session.commit()
+    return _referral_response(principal, str(referral_id))
+
+
+@bp.post("/<uuid:referral_id>/consent/withdraw")
+@protected("referrals:write")
+def withdraw_consent(referral_id, principal):
+    body = json_body(ConsentWithdrawal()) if request.content_length else {"erase": False}
+    service.withdraw_consent(principal, str(referral_id), **body)
+    db.session.commit()
+    return _referral_response(principal, str(referral_id))

@@ -1,0 +1,575 @@
+"""Rules for referrals: consent, eligibility, the state machine, deadlines and erasure."""
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from .. import clock, crypto
+from ..audit import service as audit
+from ..auth.principal import actor
+from ..db_types import new_id
+from ..directory import reference
+from ..directory.models import Service
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
+from ..extensions import db
+from ..pagination import paginate
+from . import visibility
+from .models import (
+    DECLINE_REASONS,
+    PERSONAL_CATEGORIES,
+    UNANSWERED_STATUSES,
+    Escalation,
+    Referral,
+    ReferralEvent,
+    data_attribute,
+)
+
+# (from, to) -> who may make the change
+TRANSITIONS = {
+    ("sent", "received"): visibility.RECEIVER,
+    ("received", "accepted"): visibility.RECEIVER,
+    ("received", "declined"): visibility.RECEIVER,
+    ("accepted", "in_progress"): visibility.RECEIVER,
+    ("in_progress", "completed"): visibility.RECEIVER,
+    ("sent", "withdrawn"): visibility.SENDER,
+    ("received", "withdrawn"): visibility.SENDER,
+    ("accepted", "withdrawn"): visibility.SENDER,
+    ("in_progress", "withdrawn"): visibility.SENDER,
+}
+
+
+class PreconditionFailed(Problem):
+    status, slug, title = 412, "stale-version", "The referral has changed"
+
+
+class PreconditionRequired(Problem):
+    status, slug, title = 428, "version-required", "Version required"
+
+
+def _field_error(field, message, problem=InvalidInput):
+    return problem(message, errors=[{"field": field, "message": message}])
+
+
+# Deadlines
+
+
+def answer_deadline(urgency, start):
+    """When the receiver must have answered: hours for urgent referrals, business days otherwise."""
+    deadline = current_app.config["REFERRAL_DEADLINES"][urgency]
+    if isinstance(deadline, timedelta):
+        return start + deadline
+    moment, days = start, deadline
+    while days:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            days -= 1
+    return moment
+
+
+# Creating
+
+
+def _digest(data):
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _subject_age(subject, today):
+    return subject["age"] if "age" in subject else today.year - subject["birth_year"]
+
+
+def _eligibility_problems(service, subject, today):
+    problems = []
+    age = _subject_age(subject, today)
+    if service.minimum_age is not None and age < service.minimum_age:
+        problems.append(
+            {"field": "subject.age", "message": f"The service starts at {service.minimum_age}."}
+        )
+    if service.maximum_age is not None and age > service.maximum_age:
+        problems.append(
+            {"field": "subject.age", "message": f"The service ends at {service.maximum_age}."}
+        )
+    if service.eligibility_sex and subject["sex"] != service.eligibility_sex:
+        problems.append(
+            {
+                "field": "subject.sex",
+                "message": f"The service is for {service.eligibility_sex} subjects.",
+            }
+        )
+    return problems
+
+
+def _check_consent(consent, urgency, subject, moment):
+    if consent["given_by"] == "best_interests" and urgency != "emergency":
+        raise _field_error(
+            "consent.given_by",
+            "Sharing in the child's best interests without consent is only for emergencies.",
+        )
+    if consent["obtained_at"] > moment + timedelta(minutes=5):
+        raise _field_error("consent.obtained_at", "Consent cannot be obtained in the future.")
+    if consent["expires_at"] is not None and consent["expires_at"] <= moment:
+        raise _field_error("consent.expires_at", "This consent has expired.")
+    if "identity" in subject and "identity" not in consent["categories"]:
+        raise _field_error(
+            "consent.categories", "Identity data is sent but the consent does not cover identity."
+        )
+
+
+def _check_references(data):
+    unknown = reference.unknown_categories(data["needs"])
+    if unknown:
+        raise _field_error("needs", f"Unknown categories: {unknown}")
+    subject = data["subject"]
+    for field in ("province", "district"):
+        if field in subject and subject[field] not in reference.areas_by_code():
+            raise _field_error(f"subject.{field}", f"Unknown area code {subject[field]!r}.")
+
+
+def create_referral(principal, data, idempotency_key=None):
+    """Send a referral; the same Idempotency-Key and body return the first referral again."""
+    digest = _digest(data)
+    if idempotency_key:
+        earlier = db.session.scalar(
+            db.select(Referral).filter_by(
+                sender_organization_id=principal.organization_id, idempotency_key=idempotency_key
+            )
+        )
+        if earlier is not None:
+            if earlier.request_digest != digest:
+                raise _field_error("Idempotency-Key", "This key was used for another request body.")
+            return earlier, False
+    moment = clock.now()
+    service = db.session.get(Service, str(data["service_id"]))
+    if service is None:
+        raise _field_error("service_id", "No such service.")
+    if service.status != "active" or service.organization.status != "active":
+        raise _field_error("service_id", "This service is not active.", Conflict)
+    if not service.accepting_referrals:
+        raise _field_error("service_id", "This service is not accepting referrals now.", Conflict)
+    _check_references(data)
+    subject, consent = data["subject"], data["consent"]
+    _check_consent(consent, data["urgency"], subject, moment)
+    override = data.get("eligibility_override")
+    problems = _eligibility_problems(service, subject, moment.date())
+    if problems and not override:
+        raise InvalidInput(
+            "The subject is outside the service's eligibility; to refer anyway, send "
+            "eligibility_override with a reason.",
+            errors=problems,
+        )
+
+    referral = Referral(
+        id=new_id(),
+        version=1,
+        urgency=data["urgency"],
+        needs=sorted(set(data["needs"])),
+        service_id=service.id,
+        sender_organization_id=principal.organization_id,
+        receiver_organization_id=service.organization_id,
+        created_by=actor(principal),
+        subject_sex=subject["sex"],
+        subject_birth_year=subject.get("birth_year"),
+        subject_age=subject.get("age"),
+        subject_province=subject["province"],
+        subject_district=subject.get("district"),
+        consent_given_by=consent["given_by"],
+        consent_method=consent["method"],
+        consent_obtained_at=consent["obtained_at"],
+        consent_categories=sorted(set(consent["categories"])),
+        consent_share_identity_with_government=consent["share_identity_with_government"],
+        consent_expires_at=consent["expires_at"],
+        deadline_at=answer_deadline(data["urgency"], moment),
+        idempotency_key=idempotency_key,
+        request_digest=digest,
+        created_at=moment,
+    )
+    for category in PERSONAL_CATEGORIES:
+        if subject.get(category):
+            value = json.loads(json.dumps(subject[category], default=str))
+            setattr(
+                referral,
+                data_attribute(category),
+                crypto.encrypt(value, f"{referral.id}:{category}"),
+            )
+    if consent.get("justification"):
+        referral.consent_justification_data = crypto.encrypt(
+            consent["justification"], f"{referral.id}:justification"
+        )
+    if problems:
+        referral.eligibility_override_data = crypto.encrypt(
+            override["reason"], f"{referral.id}:override"
+        )
+    db.session.add(referral)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another request with the same Idempotency-Key won the race: answer as it did.
+        db.session.rollback()
+        if idempotency_key is None:
+            raise
+        return create_referral(principal, data, idempotency_key)
+    _event(referral, "referral.created", principal, None, "sent")
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.created",
+        "referral",
+        referral.id,
+        {"categories": referral.categories_sent, "urgency": referral.urgency},
+    )
+    db.session.flush()
+    return referral, True
+
+
+def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None):
+    db.session.add(
+        ReferralEvent(
+            referral_id=referral.id,
+            type=kind,
+            from_status=from_status,
+            to_status=to_status,
+            version=referral.version,
+            actor=actor(principal),
+            organization_id=principal.organization_id if principal else None,
+            reason=reason,
+            outcome=outcome,
+        )
+    )
+
+
+# Reading
+
+
+def _visible(principal, referral_id):
+    referral = db.session.get(Referral, referral_id)
+    standing = visibility.party(principal, referral) if referral else None
+    if standing is None:
+        raise NotFound("No such referral.")
+    return referral, standing
+
+
+def read_referral(principal, referral_id):
+    """The referral as this principal may see it; a read of personal data is audited."""
+    referral, standing = _visible(principal, referral_id)
+    categories = visibility.visible_categories(standing, referral)
+    personal = {
+        c: crypto.decrypt(getattr(referral, data_attribute(c)), f"{referral.id}:{c}")
+        for c in categories
+    }
+    if categories:
+        audit.record(
+            actor(principal),
+            principal.organization_id,
+            "referral.read",
+            "referral",
+            referral.id,
+            {"categories": categories},
+        )
+        db.session.flush()
+    return referral, standing, personal, _extras(referral, standing)
+
+
+# Free texts beside the categories: (column, encryption context)
+EXTRA_TEXTS = {
+    "justification": ("consent_justification_data", "justification"),
+    "eligibility_override": ("eligibility_override_data", "override"),
+}
+
+
+def _extras(referral, standing):
+    """The sender sees the justification; both parties see why eligibility was overridden."""
+    if referral.erased_at is not None:
+        return {}
+    if standing == visibility.SENDER:
+        names = ("justification", "eligibility_override")
+    elif standing == visibility.RECEIVER and visibility.consent_in_force(referral):
+        names = ("eligibility_override",)
+    else:
+        names = ()
+    found = {}
+    for name in names:
+        column, context = EXTRA_TEXTS[name]
+        if getattr(referral, column):
+            found[name] = crypto.decrypt(getattr(referral, column), f"{referral.id}:{context}")
+    return found
+
+
+def list_referrals(principal, filters, page_args):
+    """Referrals the principal may know of, newest first; lists carry no personal data."""
+    query = db.select(Referral)
+    role = filters.get("role")
+    own = principal.organization_id
+    if role == "sent":
+        query = query.where(Referral.sender_organization_id == own)
+    elif role == "received":
+        query = query.where(Referral.receiver_organization_id == own)
+    elif principal.has_role("coordinator"):
+        pass
+    elif principal.has_role("focal_point"):
+        query = query.where(
+            (Referral.sender_organization_id == own)
+            | (Referral.receiver_organization_id == own)
+            | Referral.subject_province.in_(sorted(principal.provinces))
+        )
+    else:
+        query = query.where(
+            (Referral.sender_organization_id == own) | (Referral.receiver_organization_id == own)
+        )
+    if filters.get("status"):
+        query = query.where(Referral.status.in_(filters["status"]))
+    if filters.get("urgency"):
+        query = query.where(Referral.urgency.in_(filters["urgency"]))
+    if filters.get("overdue") is not None:
+        late = Referral.status.in_(UNANSWERED_STATUSES) & (
+            Referral.overdue | (Referral.deadline_at <= clock.now())
+        )
+        query = query.where(late if filters["overdue"] else ~late)
+    if filters.get("updated_since"):
+        query = query.where(Referral.updated_at >= filters["updated_since"])
+    return paginate(
+        query,
+        Referral.created_at,
+        Referral.id,
+        page_args,
+        sort_value=lambda r: r.created_at.isoformat(),
+        parse=datetime.fromisoformat,
+    )
+
+
+def events(principal, referral_id):
+    referral, _ = _visible(principal, referral_id)
+    return db.session.scalars(
+        db.select(ReferralEvent).filter_by(referral_id=referral.id).order_by(ReferralEvent.id)
+    ).all()
+
+
+# Changing
+
+
+def _check_version(referral, expected_version):
+    if expected_version is None:
+        raise PreconditionRequired("Send If-Match with the referral's version (its ETag).")
+    if expected_version != referral.version:
+        raise PreconditionFailed(
+            f"The referral is at version {referral.version}; reload it and try again.",
+            current_version=referral.version,
+        )
+
+
+def _save(referral):
+    """Flush the change; if another request changed the referral first, this one loses."""
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise PreconditionFailed("Another change was saved first; reload the referral.") from None
+
+
+def allowed_transitions(standing, status):
+    return sorted(to for (frm, to), who in TRANSITIONS.items() if frm == status and who == standing)
+
+
+def change_status(
+    principal,
+    referral_id,
+    expected_version,
+    status,
+    reason=None,
+    outcome=None,
+    suggested_service_id=None,
+):
+    """Move the referral along the state machine, as the party allowed to make that move."""
+    referral, standing = _visible(principal, referral_id)
+    if standing not in (visibility.SENDER, visibility.RECEIVER):
+        raise Forbidden("Only the sender and the receiver change a referral.")
+    _check_version(referral, expected_version)
+    if TRANSITIONS.get((referral.status, status)) != standing:
+        allowed = allowed_transitions(standing, referral.status)
+        raise Conflict(
+            f"A {standing} cannot move a referral from {referral.status} to {status}.",
+            errors=[
+                {"field": "status", "message": f"Allowed now: {', '.join(allowed) or 'none'}."}
+            ],
+            allowed=allowed,
+        )
+    if status == "declined" and reason not in DECLINE_REASONS:
+        raise _field_error(
+            "reason", f"A decline needs a reason: one of {', '.join(DECLINE_REASONS)}."
+        )
+    if status == "completed" and outcome is None:
+        raise _field_error("outcome", "A completion needs an outcome.")
+    if suggested_service_id is not None:
+        if status != "declined":
+            raise _field_error("suggested_service_id", "Only a decline suggests another service.")
+        if db.session.get(Service, str(suggested_service_id)) is None:
+            raise _field_error("suggested_service_id", "No such service.")
+        referral.suggested_service_id = str(suggested_service_id)
+    previous = referral.status
+    referral.status = status
+    referral.decline_reason = reason if status == "declined" else referral.decline_reason
+    referral.outcome = outcome if status == "completed" else referral.outcome
+    if status not in UNANSWERED_STATUSES:
+        referral.overdue = False
+    _save(referral)
+    _event(referral, "referral.status_changed", principal, previous, status, reason, outcome)
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.status_changed",
+        "referral",
+        referral.id,
+        {"from": previous, "to": status, "version": referral.version},
+    )
+    db.session.flush()
+    return referral
+
+
+def _remove_personal_data(referral):
+    for category in PERSONAL_CATEGORIES:
+        setattr(referral, data_attribute(category), None)
+    referral.consent_justification_data = None
+    referral.eligibility_override_data = None
+    referral.erased_at = clock.now()
+
+
+def withdraw_consent(principal, referral_id, erase=False):
+    """From now the receiver sees no personal data; erase removes it from the hub for good."""
+    referral, standing = _visible(principal, referral_id)
+    if standing != visibility.SENDER:
+        raise Forbidden("Only the sending organisation records a withdrawal of consent.")
+    if referral.consent_status == "withdrawn" and (not erase or referral.erased_at):
+        raise Conflict("Consent has been withdrawn already.")
+    referral.consent_status = "withdrawn"
+    referral.consent_withdrawn_at = referral.consent_withdrawn_at or clock.now()
+    if erase:
+        _remove_personal_data(referral)
+    _save(referral)
+    _event(
+        referral,
+        "referral.consent_withdrawn",
+        principal,
+        referral.status,
+        referral.status,
+        "erased" if erase else None,
+    )
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.consent_withdrawn",
+        "referral",
+        referral.id,
+        {"reason": "erased" if erase else "withdrawn", "version": referral.version},
+    )
+    db.session.flush()
+    return referral
+
+
+# Scheduled rules
+
+
+def flag_overdue():
+    """Mark unanswered referrals past their deadline and put them before the coordinators."""
+    late = db.session.scalars(
+        db.select(Referral).where(
+            Referral.status.in_(UNANSWERED_STATUSES),
+            Referral.overdue.is_(False),
+            Referral.deadline_at <= clock.now(),
+        )
+    ).all()
+    for referral in late:
+        referral.overdue, referral.escalated_at = True, clock.now()
+        db.session.add(Escalation(referral_id=referral.id))
+        _save(referral)
+        _event(referral, "referral.overdue", None, referral.status, referral.status)
+        audit.record(
+            "system",
+            None,
+            "referral.escalated",
+            "referral",
+            referral.id,
+            {"status": referral.status},
+        )
+    db.session.flush()
+    return len(late)
+
+
+def expire_unanswered():
+    """Long past the deadline, an unanswered referral expires."""
+    cutoff = clock.now() - timedelta(days=current_app.config["REFERRAL_EXPIRY_DAYS"])
+    stale = db.session.scalars(
+        db.select(Referral).where(
+            Referral.status.in_(UNANSWERED_STATUSES), Referral.deadline_at <= cutoff
+        )
+    ).all()
+    for referral in stale:
+        previous, referral.status, referral.overdue = referral.status, "expired", False
+        _save(referral)
+        _event(referral, "referral.status_changed", None, previous, "expired", "no answer")
+        audit.record(
+            "system",
+            None,
+            "referral.status_changed",
+            "referral",
+            referral.id,
+            {"from": previous, "to": "expired"},
+        )
+    db.session.flush()
+    return len(stale)
+
+
+def expire_consents():
+    """Consent past its expiry behaves as withdrawn: the receiver sees no personal data."""
+    ended = db.session.scalars(
+        db.select(Referral).where(
+            Referral.consent_status == "active", Referral.consent_expires_at <= clock.now()
+        )
+    ).all()
+    for referral in ended:
+        referral.consent_status = "expired"
+        _save(referral)
+        _event(
+            referral,
+            "referral.consent_withdrawn",
+            None,
+            referral.status,
+            referral.status,
+            "expired",
+        )
+        audit.record(
+            "system",
+            None,
+            "referral.consent_expired",
+            "referral",
+            referral.id,
+            {"status": referral.status},
+        )
+    db.session.flush()
+    return len(ended)
+
+
+def rotate_data_keys(batch=200):
+    """Re-encrypt every personal data value under the current key; returns how many changed."""
+    current = crypto.current_key_id()
+    columns = [data_attribute(c) for c in PERSONAL_CATEGORIES]
+    contexts = dict(zip(columns, PERSONAL_CATEGORIES, strict=True))
+    contexts |= {
+        "consent_justification_data": "justification",
+        "eligibility_override_data": "override",
+    }
+    updates = []
+    for referral in db.session.scalars(db.select(Referral).execution_options(yield_per=batch)):
+        values = {}
+        for column, context in contexts.items():
+            envelope = getattr(referral, column)
+            if envelope and crypto.key_id_of(envelope) != current:
+                value = crypto.decrypt(envelope, f"{referral.id}:{context}")
+                values[column] = crypto.encrypt(value, f"{referral.id}:{context}")
+        if values:
+            updates.append((referral.id, values))
+    # A bulk UPDATE leaves the referral's version alone: re-encrypting changes nothing a party sees.
+    for referral_id, values in updates:
+        db.session.execute(db.update(Referral).where(Referral.id == referral_id).values(**values))
+    return sum(len(values) for _, values in updates)

@@ -1,0 +1,48 @@
+"""Who may see a referral, and which of its personal data each party may see."""
+
+from .. import clock
+from .models import UNANSWERED_STATUSES
+
+SENDER, RECEIVER, COORDINATOR, FOCAL_POINT = "sender", "receiver", "coordinator", "focal_point"
+
+
+def consent_in_force(referral):
+    """Active, and not past its expiry even if the expiry job has not run yet."""
+    if referral.consent_status != "active":
+        return False
+    return referral.consent_expires_at is None or referral.consent_expires_at > clock.now()
+
+
+def party(principal, referral):
+    """The principal's standing towards the referral, or None when it must not know it exists."""
+    if principal.organization_id == referral.sender_organization_id:
+        return SENDER
+    if principal.organization_id == referral.receiver_organization_id:
+        return RECEIVER
+    if principal.has_role("coordinator"):
+        return COORDINATOR
+    if principal.has_role("focal_point") and referral.subject_province in principal.provinces:
+        return FOCAL_POINT
+    return None
+
+
+def visible_categories(standing, referral):
+    """The personal data categories this party sees now."""
+    sent = referral.categories_sent
+    if referral.erased_at is not None:
+        return []
+    if standing == SENDER:
+        return sent
+    if not consent_in_force(referral):
+        return []
+    if standing == RECEIVER:
+        return [c for c in sent if c in referral.consent_categories]
+    if standing == FOCAL_POINT and referral.consent_share_identity_with_government:
+        return [c for c in sent if c == "identity" and c in referral.consent_categories]
+    return []
+
+
+def is_overdue(referral):
+    return referral.status in UNANSWERED_STATUSES and (
+        referral.overdue or referral.deadline_at <= clock.now()
+    )
