@@ -591,3 +591,26 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_referral(
         thread.join()
     assert sorted(code for code, _ in results) == [200, 200, 200, 201]
     assert len({referral_id for _, referral_id in results}) == 1
+
+
+def test_a_list_costs_the_same_queries_for_one_referral_or_many(client, net):
+    def statements_for_list():
+        sent_sql = []
+
+        def count(*args):
+            sent_sql.append(args[2])
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            response = client.get("/api/v1/referrals", headers=net["sender"].headers)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        return len(response.get_json()["items"]), len(sent_sql)
+
+    sent(client, net)
+    one = statements_for_list()
+    for _ in range(5):
+        sent(client, net)
+    many = statements_for_list()
+    assert (one[0], many[0]) == (1, 6)
+    assert many[1] == one[1]
