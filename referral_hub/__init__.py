@@ -68,6 +68,8 @@ def create_app(config=None):
     from .audit import api as audit_api
     from .auth import api as auth_api
     from .auth import keys, oauth_api, oauth_server, revocation, views
+    from .callbacks import api as callbacks_api
+    from .callbacks.dispatcher import Dispatcher
     from .directory import api as directory_api
     from .directory import hsds_api
     from .health import bp as health_bp
@@ -76,6 +78,7 @@ def create_app(config=None):
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
+    app.extensions["hub_dispatcher"] = Dispatcher(app)
     for blueprint in (
         health_bp,
         oauth_api.bp,
@@ -86,6 +89,7 @@ def create_app(config=None):
         hsds_api.hsds_bp,
         audit_api.bp,
         referrals_api.bp,
+        callbacks_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -62,6 +62,17 @@ def from_environment(instance_path):
             "normal": _env_int("DEADLINE_NORMAL_BUSINESS_DAYS", 3),
         },
         "REFERRAL_EXPIRY_DAYS": _env_int("REFERRAL_EXPIRY_DAYS", 30),
+        "CALLBACK_RETRY_SCHEDULE": [
+            int(s)
+            for s in os.environ.get(
+                "CALLBACK_RETRY_SCHEDULE", "0,5,300,1800,7200,18000,36000,36000"
+            ).split(",")
+        ],
+        "CALLBACK_CONNECT_TIMEOUT": float(os.environ.get("CALLBACK_CONNECT_TIMEOUT", "5")),
+        "CALLBACK_TOTAL_TIMEOUT": float(os.environ.get("CALLBACK_TOTAL_TIMEOUT", "15")),
+        "CALLBACK_DISABLE_AFTER_DAYS": _env_int("CALLBACK_DISABLE_AFTER_DAYS", 5),
+        "CALLBACK_LEASE_SECONDS": _env_int("CALLBACK_LEASE_SECONDS", 60),
+        "CALLBACK_POLL_SECONDS": float(os.environ.get("CALLBACK_POLL_SECONDS", "1")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hub_session",
@@ -77,6 +88,10 @@ def apply_environment_defaults(config, overrides):
     for key in ("HSTS", "SESSION_COOKIE_SECURE"):
         if key not in overrides:
             config[key] = _env_bool(key, production)
+    # Plain http and loopback/private callback targets: development and tests only.
+    for key in ("CALLBACK_ALLOW_HTTP", "CALLBACK_ALLOW_PRIVATE_TARGETS"):
+        if key not in overrides:
+            config[key] = _env_bool(key, not production)
 
 
 def check_production_safety(config):

@@ -38,16 +38,23 @@ def referral_deadlines():
     db.session.commit()
 
 
+def wake_dispatcher():
+    """Deliveries due for a retry, or enqueued by another process, go out on this beat too."""
+    current_app.extensions["hub_dispatcher"].wake()
+
+
 JOBS = [
     # (function, trigger arguments)
     (purge_expired_credentials, {"trigger": "interval", "minutes": 15}),
     (remind_unverified_services, {"trigger": "cron", "hour": 2}),
     (referral_deadlines, {"trigger": "interval", "minutes": 5}),
+    (wake_dispatcher, {"trigger": "interval", "seconds": 5}),
 ]
 
 
 def start(app):
-    """Run the jobs in this process, each inside an app context."""
+    """Run the jobs and the callback dispatcher in this process, each inside an app context."""
+    app.extensions["hub_dispatcher"].start()
 
     def in_app_context(job):
         def run():

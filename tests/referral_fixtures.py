@@ -14,7 +14,7 @@ from .factories import (
     user_tokens,
 )
 
-SCOPES = "referrals:read referrals:write"
+SCOPES = "referrals:read referrals:write callbacks:manage"
 GIVEN_NAME, FAMILY_NAME = "Sophearith", "Chanthavong"
 PHONE = "+855 12 987 654"
 HEALTH_NOTE = "uses crutches since a landmine accident"

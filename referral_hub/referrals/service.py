@@ -11,6 +11,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import clock, crypto
 from ..audit import service as audit
 from ..auth.principal import actor
+from ..callbacks import outbox
 from ..db_types import new_id
 from ..directory import reference
 from ..directory.models import Service
@@ -225,19 +226,21 @@ def create_referral(principal, data, idempotency_key=None):
 
 
 def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None):
-    db.session.add(
-        ReferralEvent(
-            referral_id=referral.id,
-            type=kind,
-            from_status=from_status,
-            to_status=to_status,
-            version=referral.version,
-            actor=actor(principal),
-            organization_id=principal.organization_id if principal else None,
-            reason=reason,
-            outcome=outcome,
-        )
+    """Record a step of the timeline and, in the same transaction, its callbacks."""
+    event = ReferralEvent(
+        referral_id=referral.id,
+        type=kind,
+        from_status=from_status,
+        to_status=to_status,
+        version=referral.version,
+        actor=actor(principal),
+        organization_id=principal.organization_id if principal else None,
+        reason=reason,
+        outcome=outcome,
     )
+    db.session.add(event)
+    db.session.flush()
+    outbox.enqueue(event, referral)
 
 
 # Reading

@@ -1,0 +1,117 @@
+"""Where callbacks may go: never to loopback, private, link-local or metadata addresses,
+unless the configuration allows them (development and tests)."""
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import requests
+from flask import current_app
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+METADATA_HOSTS = {"metadata.google.internal", "metadata"}
+SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
+
+
+class TargetRefused(Exception):
+    """The URL is not a place the hub will send a callback or token request to."""
+
+
+def _forbidden_address(address):
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(
+        (
+            ip.is_loopback,
+            ip.is_private,
+            ip.is_link_local,
+            ip.is_multicast,
+            ip.is_reserved,
+            ip.is_unspecified,
+            ip in SHARED_ADDRESS_SPACE,
+        )
+    )
+
+
+def check_url(url):
+    """At registration: the shape of the URL (scheme, host) before any lookup."""
+    parts = urlsplit(url)
+    allowed_schemes = {"https", "http"} if current_app.config["CALLBACK_ALLOW_HTTP"] else {"https"}
+    if parts.scheme not in allowed_schemes:
+        raise TargetRefused(f"The URL must use {' or '.join(sorted(allowed_schemes))}.")
+    if not parts.hostname or parts.username or parts.password:
+        raise TargetRefused("The URL needs a host and no credentials.")
+    if parts.hostname.lower() in METADATA_HOSTS:
+        raise TargetRefused("Cloud metadata addresses are refused.")
+    return resolve(url)
+
+
+def resolve(url):
+    """After DNS resolution, at registration and again before each delivery."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError) as exc:
+        raise TargetRefused(f"The host {parts.hostname!r} cannot be resolved.") from exc
+    addresses = sorted({info[4][0] for info in infos})
+    for address in addresses:
+        _check_address(address)
+    return addresses
+
+
+def _check_address(address):
+    if current_app.config["CALLBACK_ALLOW_PRIVATE_TARGETS"]:
+        return
+    if _forbidden_address(address.split("%")[0]):
+        raise TargetRefused("The host resolves to a loopback, private or reserved address.")
+
+
+class _PeerChecked:
+    """Check the address actually connected to: a DNS answer that changed since resolve()
+    (DNS rebinding) must not reach a refused address either."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        try:
+            _check_address(sock.getpeername()[0])
+        except TargetRefused:
+            sock.close()
+            raise
+        return sock
+
+
+class _HTTPConnection(_PeerChecked, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_PeerChecked, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _CheckedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def session():
+    """A requests session for callbacks and partner token requests, checked at connection.
+
+    Environment proxies are not used: the check must see the partner's own address."""
+    http = requests.Session()
+    http.trust_env = False
+    http.mount("http://", _CheckedAdapter())
+    http.mount("https://", _CheckedAdapter())
+    return http
