@@ -1,0 +1,1026 @@
+"""Status callbacks benchmark: time from commit to receipt under a steady stream of changes.
+
+Builds 20 partner organisations on a throwaway PostgreSQL database, each subscribed to its own
+callback receiver (the partner kit's `CallbackReceiver`) on 127.0.0.1, one in five of them
+answering 503 to half of its requests. 500 referrals between them are then moved along the
+state machine by `referrals.service.change_status` (a referral that reaches a terminal state is
+replaced by a new one, whose `referral.created` is an event too) at a steady rate, each change
+committed on its own by --producers threads (web workers), while the hub's own `Dispatcher`
+threads deliver the outbox. Every event gets its commit time (taken right after the commit);
+every webhook-id its first receipt time at the receiver. The report gives commit-to-receipt
+latency (median, p95, p99; partners with and without failures apart), throughput, where the CPU
+goes, and checks that every delivery the outbox holds arrived exactly once per webhook-id after
+dedup. Targets: p95 under 1 s at 100 events/s; none lost.
+
+    python bench/callbacks.py [--changes 10000] [--referrals 500] [--partners 20] [--rate 100]
+        [--producers 2] [--dispatchers 4] [--wake commit|poll] [--poll-seconds 1]
+        [--retry-schedule "0,0.2,0.5,1,2,3x15"] [--vacuum-every 10] [--database-url URL] [--keep]
+        [--seed N]
+
+Without --database-url it creates `hub_bench_<random>` on postgresql://postgres@127.0.0.1:5432
+and drops it at the end (unless --keep); a --database-url database must be empty. The exit
+status is 1 when a target is missed.
+
+Layout, as a deployment has it: the producer (standing for the web processes) runs in this
+process; the dispatchers run in a worker process, as `referral-hub worker` does (--dispatchers
+threads, each an instance of the hub's Dispatcher); the receivers, standing for the partners'
+machines, run in a third process. With `--wake commit` the hub's after-commit hook wakes the
+worker's dispatchers through a shared event (what the hub does inside one `referral-hub demo`
+process; between processes it would need e.g. LISTEN/NOTIFY, which the hub does not have yet).
+With `--wake poll` commits wake nothing and the dispatchers find work every
+CALLBACK_POLL_SECONDS (--poll-seconds): today's behaviour with separate web and worker processes.
+
+The retry schedule is compressed to seconds (production's is 0, 5 s, 5 min, 30 min, 2 h, 5 h,
+10 h, 10 h): with minutes between tries, a delivery that meets a 503 is minutes late by design,
+and no run of a few minutes would end. It has 20 tries so that a partner failing half of its
+requests at random loses no delivery to "failed" (0.5^20 per delivery); with production's 8
+tries, 1 in 256 would be parked for replay.
+
+A live PostgreSQL vacuums the outbox (autovacuum); where the server has autovacuum off (as the
+CI configuration of the development machines does), the bench runs VACUUM (ANALYZE) on it every
+--vacuum-every seconds instead, or the claim query would walk ever more dead row versions.
+"""
+
+import argparse
+import importlib.util
+import math
+import multiprocessing
+import os
+import platform
+import random
+import secrets
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from referral_hub import create_app
+from referral_hub.auth.principal import Principal
+from referral_hub.callbacks import dispatcher as dispatcher_module
+from referral_hub.callbacks import service as callbacks_service
+from referral_hub.callbacks.dispatcher import Dispatcher
+from referral_hub.directory import service as directory_service
+from referral_hub.extensions import db
+from referral_hub.referrals import service as referrals
+from referral_hub.referrals.models import DECLINE_REASONS, OUTCOMES
+from referral_hub.referrals.schemas import ReferralCreate
+
+SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+KIT_SOURCE = Path(__file__).resolve().parent.parent / "partners" / "kit" / "src"
+SECRET_KEY = "bench-secret-key-" + "x" * 48
+TARGET_P95_S = 1.0
+FAILURE_RATE = 0.5  # of the failing partners' requests, answered 503
+FAILING_EVERY = 5  # one partner in five fails
+DEFAULT_SCHEDULE = "0,0.2,0.5,1,2,3x15"
+PRODUCTION_SCHEDULE = "0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h"
+DRAIN_TIMEOUT_S = 120
+CATEGORY = "detox"
+PROVINCE = "17"
+
+# Where a referral goes next, with weights: mostly the happy path, sometimes a decline or a
+# withdrawal, so every transition the state machine has is exercised.
+NEXT_STATUS = {
+    "sent": (("received", 90), ("withdrawn", 10)),
+    "received": (("accepted", 80), ("declined", 10), ("withdrawn", 10)),
+    "accepted": (("in_progress", 95), ("withdrawn", 5)),
+    "in_progress": (("completed", 95), ("withdrawn", 5)),
+}
+
+
+# --- database -----------------------------------------------------------------------------
+
+
+def create_database(server_url):
+    """A fresh database per run: the outbox holds only this run's deliveries."""
+    name = f"hub_bench_{secrets.token_hex(4)}"
+    admin = create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{server_url}/{name}", name
+
+
+def drop_database(server_url, name):
+    admin = create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def check_local(database_url):
+    """The benchmark talks only to this machine."""
+    host = make_url(database_url).host
+    if host not in ("127.0.0.1", "localhost", None):
+        raise SystemExit(f"Refusing to benchmark against {host}: use a database on 127.0.0.1.")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the hub ------------------------------------------------------------------------------
+
+
+def parse_schedule(spec):
+    """ "0,0.2,3x15" -> [0.0, 0.2, 3.0, ... (15 times)]: seconds before each try."""
+    schedule = []
+    for part in spec.split(","):
+        value, _, times = part.strip().partition("x")
+        schedule += [float(value)] * int(times or 1)
+    if not schedule:
+        raise SystemExit("The retry schedule needs at least one try.")
+    return schedule
+
+
+def make_hub(database_url, schedule, poll_seconds):
+    """Testing settings as in tests/conftest.py, with the bench's compressed retry schedule."""
+    os.environ.setdefault("HUB_INSTANCE_PATH", tempfile.mkdtemp(prefix="hub_bench_"))
+    return create_app(
+        {
+            "HUB_ENV": "testing",
+            "SECRET_KEY": SECRET_KEY,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "HUB_ISSUER": "http://127.0.0.1:5000",
+            "HUB_AUDIENCE": "http://127.0.0.1:5000/api",
+            "CALLBACK_RETRY_SCHEDULE": schedule,
+            "CALLBACK_POLL_SECONDS": poll_seconds,
+            "CALLBACK_ALLOW_HTTP": True,
+            "CALLBACK_ALLOW_PRIVATE_TARGETS": True,
+        }
+    )
+
+
+def migrate(app):
+    with app.app_context():
+        upgrade()
+        if db.session.scalar(text("SELECT count(*) FROM deliveries")):
+            raise SystemExit("The database already holds deliveries: give an empty one.")
+
+
+# --- partners and their receivers ---------------------------------------------------------
+
+
+@dataclass
+class Partner:
+    index: int
+    organization_id: str
+    service_id: str
+    principal: Principal
+    failing: bool
+    port: int
+    subscription_id: str | None = None
+    secret: str | None = None
+
+
+def build_partners(app, count):
+    """Organisations with one service each; the hub's systems act for them (client principals,
+    built directly: token checks are not what this benchmark measures)."""
+    partners = []
+    with app.app_context():
+        for index in range(count):
+            organization = directory_service.create_organization(
+                None, f"Bench partner {index:03d} {secrets.token_hex(3)}", province=PROVINCE
+            )
+            service = directory_service.create_service(
+                None,
+                organization.id,
+                {
+                    "name": f"Bench service {index:03d}",
+                    "categories": [CATEGORY],
+                    "areas": [PROVINCE],
+                },
+            )
+            db.session.flush()
+            principal = Principal(
+                organization_id=organization.id,
+                client_id=f"bench-client-{index}",
+                user_id=None,
+                roles=frozenset(),
+                provinces=frozenset(),
+                scopes=frozenset({"referrals:read", "referrals:write", "callbacks:manage"}),
+            )
+            failing = index % FAILING_EVERY == FAILING_EVERY - 1
+            partners.append(
+                Partner(index, organization.id, service.id, principal, failing, free_port())
+            )
+        db.session.commit()
+    return partners
+
+
+def subscribe(app, partners):
+    """Each partner registers its receiver's URL for every event type, through the service
+    rule the API uses; the secret it gets back is what its receiver verifies with."""
+    with app.app_context():
+        for partner in partners:
+            subscription, secret = callbacks_service.create_subscription(
+                partner.principal,
+                f"http://127.0.0.1:{partner.port}/callbacks",
+                ["referral.created", "referral.status_changed", "referral.consent_withdrawn"],
+            )
+            partner.subscription_id, partner.secret = subscription.id, secret
+        db.session.commit()
+
+
+def serve_receivers(specs, pipe):
+    """Child process: one CallbackReceiver per partner until told to stop, then send back what
+    each received (webhook-id and receipt time of each distinct event, duplicates, requests)."""
+    if importlib.util.find_spec("referral_hub_kit") is None:
+        sys.path.insert(0, str(KIT_SOURCE))
+    from referral_hub_kit import CallbackReceiver
+
+    receivers = [
+        CallbackReceiver(
+            spec["secret"], port=spec["port"], failure_rate=spec["failure_rate"], seed=spec["seed"]
+        ).start()
+        for spec in specs
+    ]
+    pipe.send("ready")
+    pipe.recv()
+    results = []
+    for receiver in receivers:
+        results.append(
+            {
+                "events": {e["webhook_id"]: e["received_at"] for e in receiver.events},
+                "received": len(receiver.events),
+                "duplicates": receiver.duplicates,
+                "requests": receiver.requests,
+                "rejected": len(receiver.rejected),
+            }
+        )
+        receiver.stop()
+    pipe.send({"receivers": results, "cpu_seconds": time.process_time()})
+
+
+def start_receivers(partners, seed):
+    """The partners' endpoints, in their own process as partners are other machines."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    specs = [
+        {
+            "secret": p.secret,
+            "port": p.port,
+            "failure_rate": FAILURE_RATE if p.failing else 0.0,
+            "seed": seed + p.index,
+        }
+        for p in partners
+    ]
+    process = context.Process(target=serve_receivers, args=(specs, theirs), daemon=True)
+    process.start()
+    if not ours.poll(60) or ours.recv() != "ready":
+        raise SystemExit("The receivers did not start.")
+    return process, ours
+
+
+# --- referrals ----------------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    """One of the --referrals referrals in flight; replaced when it reaches a terminal state."""
+
+    sender: Partner
+    receiver: Partner
+    referral_id: str | None = None
+    status: str = "sent"
+    version: int = 1
+
+
+def referral_data(service_id):
+    """A referral as the API would load it: the smallest valid one (no personal data to
+    encrypt: encryption is not what this benchmark measures)."""
+    now = datetime.now(UTC)
+    body = {
+        "service_id": service_id,
+        "urgency": "normal",
+        "needs": [CATEGORY],
+        "subject": {"sex": "female", "age": 12, "province": PROVINCE},
+        "consent": {
+            "given_by": "guardian",
+            "method": "verbal",
+            "obtained_at": (now - timedelta(hours=1)).isoformat(),
+            "categories": ["contact"],
+            "expires_at": (now + timedelta(days=180)).isoformat(),
+        },
+    }
+    return ReferralCreate().load(body)
+
+
+def create_referral(slot):
+    """Send a new referral for this slot's pair; its version-1 event is `referral.created`."""
+    referral, _ = referrals.create_referral(
+        slot.sender.principal, referral_data(slot.receiver.service_id)
+    )
+    slot.referral_id, slot.status, slot.version = referral.id, referral.status, referral.version
+
+
+def make_slots(app, partners, count, rng):
+    """Referrals spread over random sender/receiver pairs, created before any subscription
+    exists so that they add no deliveries: every delivery belongs to the timed run."""
+    slots = []
+    with app.app_context():
+        for _ in range(count):
+            sender, receiver = rng.sample(partners, 2)
+            slot = Slot(sender, receiver)
+            create_referral(slot)
+            slots.append(slot)
+        db.session.commit()
+    return slots
+
+
+def next_change(slot, rng):
+    """(principal, status, fields) of a change the state machine allows from the slot's state."""
+    choices, weights = zip(*NEXT_STATUS[slot.status], strict=True)
+    status = rng.choices(choices, weights)[0]
+    party = referrals.TRANSITIONS[(slot.status, status)]
+    principal = (slot.sender if party == "sender" else slot.receiver).principal
+    extra = {}
+    if status == "declined":
+        extra["reason"] = rng.choice(DECLINE_REASONS)
+    if status == "completed":
+        extra["outcome"] = rng.choice(OUTCOMES)
+    return principal, status, extra
+
+
+# --- producing events ---------------------------------------------------------------------
+
+
+@dataclass
+class Production:
+    """What the producers did: commit time of each event keyed by (referral id, version), and
+    per producer thread the changes and new referrals it made and how far behind it fell."""
+
+    producers: int
+    commits: dict = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self):
+        self.changes_by, self.creations_by = [0] * self.producers, [0] * self.producers
+        self.lag_by = [0.0] * self.producers
+
+    @property
+    def events(self):
+        return len(self.commits)
+
+    @property
+    def changes(self):
+        return sum(self.changes_by)
+
+    @property
+    def creations(self):
+        return sum(self.creations_by)
+
+    @property
+    def max_lag(self):
+        return max(self.lag_by)
+
+
+def produce_share(app, number, slots, changes, rate, start, rng, production):
+    """One producer thread (a web worker): one event every 1/rate seconds from `start` on, a
+    status change of a random referral of its own, or, when that referral has ended, a new
+    referral in its place. Each event is its own transaction, as each API request is; the time
+    right after the commit is when it may first be sent."""
+    interval = 1.0 / rate
+    with app.app_context():
+        tick = 0
+        while production.changes_by[number] < changes:
+            delay = start + tick * interval - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                production.lag_by[number] = max(production.lag_by[number], -delay)
+            tick += 1
+            slot = rng.choice(slots)
+            if slot.status not in NEXT_STATUS:
+                create_referral(slot)
+                production.creations_by[number] += 1
+            else:
+                principal, status, extra = next_change(slot, rng)
+                referral = referrals.change_status(
+                    principal, slot.referral_id, slot.version, status, **extra
+                )
+                slot.status, slot.version = referral.status, referral.version
+                production.changes_by[number] += 1
+            key = (slot.referral_id, slot.version)
+            db.session.commit()
+            production.commits[key] = time.time()
+        db.session.remove()
+
+
+def produce(app, slots, changes, rate, seed, production):
+    """Split the referrals and the rate between the producer threads, so that no two threads
+    change the same referral (they would meet the optimistic lock, as two users would), and
+    run them until each has made its share of the changes."""
+    count = production.producers
+    production.started = start = time.time()
+    threads = [
+        threading.Thread(
+            target=produce_share,
+            args=(
+                app,
+                number,
+                slots[number::count],
+                changes // count + (number < changes % count),
+                rate / count,
+                start + number / rate,  # interleaved: together they commit at a steady rate
+                random.Random(seed * 1000 + number),
+                production,
+            ),
+        )
+        for number in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    production.finished = time.time()
+    production.done.set()
+
+
+# --- dispatching --------------------------------------------------------------------------
+
+
+class FanOut:
+    """Wakes every dispatcher thread of the worker, not only one."""
+
+    def __init__(self, dispatchers):
+        self.dispatchers = dispatchers
+
+    def wake(self):
+        for dispatcher in self.dispatchers:
+            dispatcher.wake()
+
+
+class CrossProcessWake:
+    """Stands in the producer's `hub_dispatcher` slot: the hub's after-commit hook calls wake(),
+    which sets an event the worker process waits on (what LISTEN/NOTIFY would carry between
+    a web process and `referral-hub worker`; in one `referral-hub demo` process the hook wakes
+    the dispatcher directly)."""
+
+    def __init__(self, event):
+        self.event = event
+
+    def wake(self):
+        self.event.set()
+
+
+class NoWake:
+    """`--wake poll`: commits wake nothing, as today when the dispatcher runs in another
+    process than the web requests (`referral-hub worker`): it finds work by polling."""
+
+    def wake(self):
+        pass
+
+
+class Timings:
+    """Wall time of each claim (the lease query) and each deliver (one try: load, sign, POST,
+    record) in the dispatcher threads, to show where a dispatcher's time goes."""
+
+    def __init__(self):
+        self.claims, self.batches, self.delivers = [], [], []
+
+    def install(self):
+        """Wrap the module functions dispatch_due looks up at call time; app code unchanged."""
+        claim, deliver = dispatcher_module.claim, dispatcher_module.deliver
+
+        def timed_claim(*args, **kwargs):
+            started = time.perf_counter()
+            ids = claim(*args, **kwargs)
+            self.claims.append(time.perf_counter() - started)
+            self.batches.append(len(ids))
+            return ids
+
+        def timed_deliver(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return deliver(*args, **kwargs)
+            finally:
+                self.delivers.append(time.perf_counter() - started)
+
+        dispatcher_module.claim, dispatcher_module.deliver = timed_claim, timed_deliver
+
+
+def serve_dispatchers(database_url, schedule, poll_seconds, count, wake_event, pipe):
+    """Child process, as `referral-hub worker`: `count` instances of the hub's Dispatcher (each
+    a thread with its own app context and connection; FOR UPDATE SKIP LOCKED keeps them off
+    each other's deliveries), woken when the producer sets `wake_event` (None: poll only)."""
+    app = make_hub(database_url, schedule, poll_seconds)
+    timings = Timings()
+    timings.install()
+    dispatchers = [Dispatcher(app) for _ in range(count)]
+    fan_out = FanOut(dispatchers)
+    app.extensions["hub_dispatcher"] = fan_out
+    for dispatcher in dispatchers:
+        dispatcher.start()
+    stop = threading.Event()
+
+    def forward():
+        while not stop.is_set():
+            if wake_event.wait(0.5):
+                wake_event.clear()
+                fan_out.wake()
+
+    if wake_event is not None:
+        threading.Thread(target=forward, daemon=True).start()
+    pipe.send("ready")
+    pipe.recv()
+    stop.set()
+    for dispatcher in dispatchers:
+        dispatcher.stop()
+    pipe.send(
+        {
+            "claims": timings.claims,
+            "batches": timings.batches,
+            "delivers": timings.delivers,
+            "cpu_seconds": time.process_time(),
+        }
+    )
+
+
+def start_worker(app, args, schedule):
+    """The dispatchers in their own process (their own GIL), and the producer's wake-up."""
+    context = multiprocessing.get_context("spawn")
+    wake_event = context.Event() if args.wake == "commit" else None
+    ours, theirs = context.Pipe()
+    worker_args = (
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        schedule,
+        args.poll_seconds,
+        args.dispatchers,
+        wake_event,
+        theirs,
+    )
+    process = context.Process(target=serve_dispatchers, args=worker_args, daemon=True)
+    process.start()
+    if not ours.poll(60) or ours.recv() != "ready":
+        raise SystemExit("The dispatcher worker did not start.")
+    app.extensions["hub_dispatcher"] = CrossProcessWake(wake_event) if wake_event else NoWake()
+    return process, ours
+
+
+def stop_process(process, pipe):
+    """Tell a child process to stop and take what it sends back."""
+    pipe.send("stop")
+    results = pipe.recv()
+    process.join(timeout=30)
+    return results
+
+
+def claim_plan(app):
+    """EXPLAIN ANALYZE of the claim query as the dispatcher sends it (lease rows included,
+    rolled back at once)."""
+    query = (
+        dispatcher_module._due_query(datetime.now(UTC))
+        .limit(20)
+        .with_for_update(skip_locked=True, of=dispatcher_module.Delivery)
+    )
+    with app.app_context(), db.engine.connect() as connection:
+        compiled = query.compile(dialect=db.engine.dialect)
+        params = {
+            name: (value.astimezone(UTC) if isinstance(value, datetime) else value)
+            for name, value in compiled.params.items()
+        }
+        lines = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", params)
+        plan = [row[0] for row in lines]
+        connection.rollback()
+    return plan
+
+
+def autovacuum_enabled(app):
+    with app.app_context():
+        setting = db.session.scalar(text("SHOW autovacuum"))
+        db.session.remove()
+    return setting == "on"
+
+
+def vacuum(app):
+    """VACUUM (ANALYZE) the outbox and the subscriptions, as autovacuum would: every delivery
+    updates its row two or three times and its subscription's once, and the claim query walks
+    the dead versions until a vacuum removes them (and is planned on their statistics)."""
+    with app.app_context(), db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "VACUUM (ANALYZE) deliveries, subscriptions"
+        )
+
+
+def monitor(app, production, samples, plans, total_changes, vacuum_every):
+    """Every second: the outbox's backlog (pending deliveries), and every ten a progress line;
+    once, half-way through, the claim query's plan on a busy outbox; every `vacuum_every`
+    seconds (0: never) a vacuum of the outbox, standing in for autovacuum where it is off."""
+    sql = text(
+        "SELECT count(*) FILTER (WHERE status = 'pending'),"
+        " count(*) FILTER (WHERE status = 'pending' AND attempts > 0), count(*) FROM deliveries"
+    )
+    last_vacuum = time.time()
+    with app.app_context():
+        while not production.done.wait(1.0):
+            pending, retrying, total = db.session.execute(sql).one()
+            db.session.commit()
+            samples.append((time.time(), pending, retrying, total))
+            if not plans and production.changes >= total_changes // 2:
+                plans.append(claim_plan(app))
+            if vacuum_every and time.time() - last_vacuum >= vacuum_every:
+                vacuum(app)
+                last_vacuum = time.time()
+            if len(samples) % 10 == 0:
+                print(
+                    f"  t={time.time() - production.started:5.0f} s  events {production.events:6d}"
+                    f"  deliveries {total:6d}  pending {pending:5d} (of which retrying {retrying})",
+                    flush=True,
+                )
+        db.session.remove()
+
+
+def backend_cpu(app):
+    """CPU seconds used so far by the PostgreSQL backends serving this database (read from
+    /proc: the server runs on this machine), to show the database's share of the work."""
+    with app.app_context():
+        pids = db.session.scalars(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).all()
+        db.session.remove()
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone, or not readable by this user
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def drain(app, timeout):
+    """Wait until no delivery is pending (all delivered or parked), or the timeout."""
+    deadline = time.time() + timeout
+    with app.app_context():
+        while True:
+            pending = db.session.scalar(
+                text("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+            )
+            db.session.commit()
+            if pending == 0 or time.time() > deadline:
+                db.session.remove()
+                return pending
+            time.sleep(0.2)
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def outbox_rows(app):
+    """Every delivery with the (referral, version) of its event, and its attempts' HTTP time."""
+    sql = text(
+        "SELECT d.id, d.subscription_id, d.status, d.attempts, e.referral_id, e.version,"
+        " (SELECT coalesce(sum(a.duration_ms), 0) FROM delivery_attempts a"
+        "   WHERE a.delivery_id = d.id)"
+        " FROM deliveries d JOIN referral_events e ON e.id = d.event_id"
+    )
+    with app.app_context():
+        rows = db.session.execute(sql).all()
+        db.session.remove()
+    return rows
+
+
+def percentile(values, share):
+    """Linear interpolation between the closest ranks (as numpy's default)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * share
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(values):
+    return {
+        "count": len(values),
+        "median": percentile(values, 0.5),
+        "p95": percentile(values, 0.95),
+        "p99": percentile(values, 0.99),
+        "max": max(values) if values else math.nan,
+    }
+
+
+@dataclass
+class Outcome:
+    expected: int = 0
+    received: int = 0
+    lost: list = field(default_factory=list)
+    unexpected: int = 0
+    misrouted: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    out_of_order: int = 0
+    requests: int = 0
+    rejected: int = 0
+    no_commit_time: int = 0
+    latency: dict = field(default_factory=lambda: defaultdict(list))
+    tries: dict = field(default_factory=lambda: defaultdict(int))
+    first_receipt: float = math.inf
+    last_receipt: float = 0.0
+    http_ms: list = field(default_factory=list)
+
+
+def analyse(rows, partners, production, received):
+    """Match the outbox against what the receivers stored: each delivery row must have arrived,
+    once after dedup, at its own partner; its latency is first receipt - commit of its event."""
+    by_subscription = {p.subscription_id: p for p in partners}
+    receivers = received["receivers"]
+    outcome = Outcome()
+    outcome.duplicates = sum(r["duplicates"] for r in receivers)
+    outcome.requests = sum(r["requests"] for r in receivers)
+    outcome.rejected = sum(r["rejected"] for r in receivers)
+    everywhere = {}
+    for index, result in enumerate(receivers):
+        for webhook_id, at in result["events"].items():
+            everywhere[webhook_id] = (index, at)
+    outcome.received = len(everywhere)
+    known = set()
+    receipts = defaultdict(list)  # (subscription, referral) -> [(version, received_at)]
+    for webhook_id, subscription_id, status, attempts, referral_id, version, http_ms in rows:
+        known.add(webhook_id)
+        partner = by_subscription[subscription_id]
+        outcome.parked += status == "failed"
+        outcome.tries[attempts] += 1
+        outcome.http_ms.append(http_ms / max(attempts, 1))
+        if webhook_id not in everywhere:
+            outcome.lost.append((webhook_id, status, attempts))
+            continue
+        index, at = everywhere[webhook_id]
+        outcome.misrouted += index != partner.index
+        receipts[(subscription_id, referral_id)].append((version, at))
+        outcome.first_receipt = min(outcome.first_receipt, at)
+        outcome.last_receipt = max(outcome.last_receipt, at)
+        committed = production.commits.get((referral_id, version))
+        if committed is None:
+            outcome.no_commit_time += 1
+            continue
+        latency = at - committed
+        outcome.latency["all"].append(latency)
+        outcome.latency["failing" if partner.failing else "healthy"].append(latency)
+        outcome.latency["first try" if attempts == 1 else "retried"].append(latency)
+    outcome.expected = len(rows)
+    outcome.unexpected = len(set(everywhere) - known)
+    for found in receipts.values():
+        in_receipt_order = [version for version, _ in sorted(found, key=lambda item: item[1])]
+        outcome.out_of_order += in_receipt_order != sorted(in_receipt_order)
+    return outcome
+
+
+def retry_share(outcome):
+    """Share of all latency that is waiting for retries: each retried delivery's latency beyond
+    the median latency of deliveries that succeeded at the first try."""
+    total = sum(outcome.latency["all"])
+    base = percentile(outcome.latency["first try"], 0.5)
+    excess = sum(max(0.0, value - base) for value in outcome.latency["retried"])
+    return excess / total if total else math.nan
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def ms(seconds):
+    return f"{seconds * 1000:,.0f}" if not math.isnan(seconds) else "-"
+
+
+def server_version(app):
+    with app.app_context():
+        version = db.session.scalar(text("SHOW server_version"))
+        db.session.remove()
+    return version
+
+
+def report(args, schedule, app, production, outcome, timings, samples, plans, cpu, pending):
+    """The figures, then PASS/FAIL per target; returns True when every target is met."""
+    failing = sum(1 for i in range(args.partners) if i % FAILING_EVERY == FAILING_EVERY - 1)
+    produced_for = production.finished - production.started
+    rate = production.events / produced_for if produced_for else math.nan
+    window = outcome.last_receipt - production.started
+    drained = outcome.last_receipt - production.finished
+    max_pending = max((s[1] for s in samples), default=0)
+    print()
+    print(
+        f"Callbacks: {production.changes:,} status changes + {production.creations:,} new "
+        f"referrals over {args.referrals} referrals in flight, {args.partners} partners "
+        f"({failing} answering 503 to {FAILURE_RATE:.0%} of requests); {args.producers} producer "
+        f"thread(s), {args.dispatchers} dispatcher thread(s) in a worker, wake on {args.wake}"
+    )
+    print(
+        f"  machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"PostgreSQL {server_version(app)}; retry schedule {args.retry_schedule} "
+        f"({len(schedule)} tries; production: {PRODUCTION_SCHEDULE}); "
+        f"poll {args.poll_seconds} s; "
+        + (
+            "autovacuum on"
+            if args.autovacuum
+            else f"autovacuum off, the bench vacuums the outbox every {args.vacuum_every:g} s"
+            if args.vacuum_every
+            else "autovacuum off, no vacuum"
+        )
+    )
+    print(
+        f"Produced: {production.events:,} events in {produced_for:.1f} s = {rate:.1f}/s "
+        f"(asked {args.rate}/s; producer at most {production.max_lag * 1000:.0f} ms behind)"
+    )
+    print(
+        f"Delivered: {outcome.expected:,} deliveries in the outbox, {outcome.received:,} distinct "
+        f"webhook-ids received; lost {len(outcome.lost)}, parked as failed {outcome.parked}, "
+        f"still pending {pending}, unexpected {outcome.unexpected}, at the wrong partner "
+        f"{outcome.misrouted}, repeats of a received webhook-id {outcome.duplicates}, "
+        f"out of order per referral {outcome.out_of_order}"
+        + (f", without a commit time {outcome.no_commit_time}" if outcome.no_commit_time else "")
+    )
+    print(
+        f"HTTP: {outcome.requests:,} callback requests, {outcome.rejected:,} answered 503; "
+        f"throughput {outcome.received / window:,.1f} deliveries/s and "
+        f"{outcome.requests / window:,.1f} requests/s over {window:.1f} s; last receipt "
+        f"{drained:.2f} s after the last commit; largest backlog {max_pending} pending"
+    )
+    print("Latency, commit to first receipt per webhook-id (ms):")
+    print(f"  {'':26s}{'count':>8s}{'median':>9s}{'p95':>9s}{'p99':>9s}{'max':>9s}")
+    labels = {
+        "all": "all",
+        "healthy": "partners without failures",
+        "failing": "partners failing 50 %",
+        "first try": "delivered at the first try",
+        "retried": "delivered after retries",
+    }
+    for key, label in labels.items():
+        s = summary(outcome.latency[key])
+        print(
+            f"  {label:26s}{s['count']:8,d}{ms(s['median']):>9s}{ms(s['p95']):>9s}"
+            f"{ms(s['p99']):>9s}{ms(s['max']):>9s}"
+        )
+    print(f"  waiting for retries is {retry_share(outcome):.0%} of all latency")
+    tries = ", ".join(f"{n}: {count:,}" for n, count in sorted(outcome.tries.items()))
+    print(f"  tries per delivery -> deliveries: {tries}")
+    if timings["delivers"]:
+        claims, delivers = timings["claims"], timings["delivers"]
+        print(
+            f"Dispatcher: claim median {ms(statistics.median(claims))} ms "
+            f"(p95 {ms(percentile(claims, 0.95))}, {len(claims):,} claims, "
+            f"{statistics.mean(timings['batches']):.1f} per claim); one try median "
+            f"{ms(statistics.median(delivers))} ms (p95 "
+            f"{ms(percentile(delivers, 0.95))}) of which HTTP median "
+            f"{statistics.median(outcome.http_ms):.0f} ms"
+        )
+    print(
+        "CPU (share of one core over the run): "
+        + ", ".join(
+            f"{name} {cpu[name]:.0f} s ({cpu[name] / window:.0%})"
+            for name in ("producer", "worker", "receivers", "database")
+        )
+        + f"; load average "
+        f"{cpu['load_before']:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the "
+        "machine competes for its cores)"
+    )
+    requests_made = max(outcome.requests, 1)
+    print(
+        f"  per event: producer {cpu['producer'] / production.events * 1000:.1f} ms CPU, "
+        f"database {cpu['database'] / production.events * 1000:.1f} ms; per callback request: "
+        f"worker {cpu['worker'] / requests_made * 1000:.1f} ms, receiver "
+        f"{cpu['receivers'] / requests_made * 1000:.1f} ms"
+    )
+    if plans:
+        print("Claim query half-way through (EXPLAIN ANALYZE):")
+        for line in plans[0]:
+            print(f"    {line}")
+    p95 = percentile(outcome.latency["all"], 0.95)
+    once = not outcome.lost and not outcome.unexpected and not outcome.misrouted
+    checks = [
+        (f"p95 under {TARGET_P95_S:.0f} s ({ms(p95)} ms)", p95 < TARGET_P95_S),
+        (f"events produced at {args.rate}/s ({rate:.1f}/s)", rate >= 0.98 * args.rate),
+        (f"zero lost ({len(outcome.lost)})", not outcome.lost),
+        ("every event exactly once per webhook-id after dedup", once),
+    ]
+    print("Targets:")
+    for label, passed in checks:
+        print(f"  {'PASS' if passed else 'FAIL'}  {label}")
+    if outcome.lost:
+        print(f"  first lost: {outcome.lost[:5]}")
+    return all(passed for _, passed in checks)
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--changes", type=int, default=10_000, help="status changes to make")
+    parser.add_argument("--referrals", type=int, default=500, help="referrals in flight")
+    parser.add_argument("--partners", type=int, default=20, help="subscribed organisations")
+    parser.add_argument("--rate", type=float, default=100, help="events committed per second")
+    parser.add_argument(
+        "--producers", type=int, default=2, help="producer threads (web workers) sharing --rate"
+    )
+    parser.add_argument("--dispatchers", type=int, default=4, help="dispatcher threads")
+    parser.add_argument(
+        "--wake",
+        choices=("commit", "poll"),
+        default="commit",
+        help="commit: dispatchers woken after each commit; poll: only every poll interval",
+    )
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="CALLBACK_POLL_SECONDS")
+    parser.add_argument(
+        "--retry-schedule",
+        default=DEFAULT_SCHEDULE,
+        help="seconds before each try, 'AxN' repeats A N times (CALLBACK_RETRY_SCHEDULE)",
+    )
+    parser.add_argument(
+        "--vacuum-every",
+        type=float,
+        default=10,
+        help="seconds between VACUUM (ANALYZE) of the outbox when the server's autovacuum is off "
+        "(0: never)",
+    )
+    parser.add_argument("--database-url", help="an empty PostgreSQL database (kept)")
+    parser.add_argument("--keep", action="store_true", help="keep the created database")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.partners < 2 or args.changes < 1 or args.rate <= 0 or args.dispatchers < 1:
+        parser.error("give at least 2 partners, 1 change, 1 dispatcher and a positive rate")
+    if not 1 <= args.producers <= args.referrals:
+        parser.error("give at least one producer, and at least one referral per producer")
+    return args
+
+
+def run(args, database_url):
+    """Set up, produce and deliver, collect; returns True when the targets are met."""
+    rng = random.Random(args.seed)
+    schedule = parse_schedule(args.retry_schedule)
+    app = make_hub(database_url, schedule, args.poll_seconds)
+    migrate(app)
+    print(f"Setting up {args.partners} partners and {args.referrals} referrals ...", flush=True)
+    partners = build_partners(app, args.partners)
+    slots = make_slots(app, partners, args.referrals, rng)
+    subscribe(app, partners)
+    receivers, receivers_pipe = start_receivers(partners, args.seed)
+    worker, worker_pipe = start_worker(app, args, schedule)
+    production, samples, plans = Production(args.producers), [], []
+    args.autovacuum = autovacuum_enabled(app)
+    vacuum_every = 0 if args.autovacuum else args.vacuum_every
+    watcher = threading.Thread(
+        target=monitor,
+        args=(app, production, samples, plans, args.changes, vacuum_every),
+        daemon=True,
+    )
+    print(f"Producing {args.changes:,} status changes at {args.rate:g} events/s ...", flush=True)
+    cpu_before, load_before = time.process_time(), os.getloadavg()[0]
+    database_before = backend_cpu(app)
+    watcher.start()
+    try:
+        produce(app, slots, args.changes, args.rate, args.seed, production)
+        watcher.join()
+        pending = drain(app, DRAIN_TIMEOUT_S)
+        database_cpu = backend_cpu(app) - database_before
+    finally:
+        production.done.set()
+        timings = stop_process(worker, worker_pipe)
+        received = stop_process(receivers, receivers_pipe)
+    cpu = {
+        "producer": time.process_time() - cpu_before,
+        "worker": timings["cpu_seconds"],
+        "receivers": received["cpu_seconds"],
+        "database": database_cpu,
+        "load_before": load_before,
+    }
+    outcome = analyse(outbox_rows(app), partners, production, received)
+    passed = report(args, schedule, app, production, outcome, timings, samples, plans, cpu, pending)
+    with app.app_context():
+        db.engine.dispose()
+    return passed
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    created = None
+    if args.database_url:
+        check_local(args.database_url)
+        database_url = args.database_url
+    else:
+        database_url, created = create_database(SERVER_URL)
+    try:
+        passed = run(args, database_url)
+    finally:
+        if created and not args.keep:
+            drop_database(SERVER_URL, created)
+        elif created:
+            print(f"Kept the database: {database_url}")
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    main()
