@@ -63,7 +63,7 @@ def from_environment(instance_path):
         },
         "REFERRAL_EXPIRY_DAYS": _env_int("REFERRAL_EXPIRY_DAYS", 30),
         "CALLBACK_RETRY_SCHEDULE": [
-            int(s)
+            float(s)
             for s in os.environ.get(
                 "CALLBACK_RETRY_SCHEDULE", "0,5,300,1800,7200,18000,36000,36000"
             ).split(",")

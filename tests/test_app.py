@@ -144,3 +144,11 @@ def test_openapi_file_is_served(client):
     response = client.get("/openapi.yaml")
     assert response.status_code == 200
     assert b"openapi: 3.1" in response.data
+
+
+def test_a_retry_schedule_in_fractions_of_a_second_is_read_from_the_environment(
+    database_url, live_port, monkeypatch
+):
+    monkeypatch.setenv("CALLBACK_RETRY_SCHEDULE", "0,0.2,1.5")
+    hub = create_app(hub_config(database_url, live_port))
+    assert hub.config["CALLBACK_RETRY_SCHEDULE"] == [0, 0.2, 1.5]
