@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import config as settings
-from . import crypto, csrf, errors, logs, request_handling
+from . import crypto, errors, logs, request_handling, web
 from .db_types import include_in_autogenerate
 from .extensions import db, migrate
 
@@ -63,7 +63,7 @@ def create_app(config=None):
     )
     request_handling.register(app)
     errors.register(app)
-    app.jinja_env.globals["csrf_token"] = csrf.csrf_token
+    web.configure(app)
 
     from .audit import api as audit_api
     from .auth import api as auth_api

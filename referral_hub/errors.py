@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -105,6 +105,10 @@ def field_errors(messages, prefix=""):
 
 
 def problem_response(problem):
+    """problem+json, or the error page when a person's browser asked for a page."""
+    render_page = current_app.extensions.get("hub_error_page")
+    if render_page is not None and g.get("page_request"):
+        return render_page(problem)
     body = problem.to_dict()
     body.setdefault("request_id", g.get("request_id"))
     response = jsonify(body)

@@ -3,35 +3,23 @@
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
 from ..config import SCOPES
 from ..csrf import check_csrf
 from ..errors import TooManyRequests
-from ..extensions import db
+from ..web.error_pages import page_blueprint
+from ..web.session import current_user, local_path
 from . import service
-from .models import User
 from .oauth_api import server
 
-bp = Blueprint("auth_pages", __name__)
-
-
-def signed_in_user():
-    user_id = session.get("user_id")
-    user = db.session.get(User, user_id) if user_id else None
-    return user if user and user.active else None
-
-
-def _safe_next(target):
-    """Only same-site paths, never another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("health.index")
+bp = page_blueprint("auth_pages", __name__)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    next_url = _safe_next(request.values.get("next"))
+    next_url = local_path(request.values.get("next"), url_for("health.index"))
     if request.method == "GET":
         return render_template("login.html", next_url=next_url, error=None)
     check_csrf()
@@ -39,12 +27,17 @@ def login():
     try:
         user = service.sign_in(email, request.form.get("password", ""))
     except TooManyRequests as exc:
-        page = render_template("login.html", next_url=next_url, error=exc.detail)
+        error = _("Too many failed attempts. Wait %(minutes)s minutes and try again.",
+                  minutes=max(1, round(int(exc.headers["Retry-After"]) / 60)))
+        page = render_template("login.html", next_url=next_url, error=error, email=email)
         return page, 429, exc.headers
     if user is None:
-        error = "The email or password is not right."
-        return render_template("login.html", next_url=next_url, error=error), 401
+        error = _("The email or password is not right.")
+        return render_template("login.html", next_url=next_url, error=error, email=email), 401
+    language = session.get("lang")
     session.clear()
+    if language:
+        session["lang"] = language
     session.permanent = True
     session["user_id"] = user.id
     return redirect(next_url)
@@ -59,13 +52,13 @@ def logout():
 
 def _error_page(message, status=400):
     return render_template(
-        "message.html", title="Authorization request refused", message=message
+        "message.html", title=_("Authorization request refused"), message=message
     ), status
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize():
-    user = signed_in_user()
+    user = current_user()
     if user is None:
         return redirect(url_for("auth_pages.login", next=request.full_path))
     oauth = server()

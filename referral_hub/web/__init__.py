@@ -1,0 +1,26 @@
+"""Server-rendered pages in Khmer and English, built on the same service functions as the API."""
+
+from flask import g, request
+from flask_babel import get_locale, gettext
+
+from ..csrf import csrf_token
+from . import error_pages, i18n, navigation
+
+
+def _page_globals():
+    return {
+        "current_language": str(get_locale() or i18n.DEFAULT_LANGUAGE),
+        "current_path": request.full_path.rstrip("?"),
+        "menu": navigation.menu(),
+        "user": g.get("user"),
+    }
+
+
+def configure(app):
+    i18n.configure(app)
+    app.extensions["hub_error_page"] = error_pages.render_error
+    app.before_request(error_pages.mark_unknown_path)
+    app.context_processor(_page_globals)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.filters["translate_message"] = gettext
+    app.register_blueprint(i18n.bp)

@@ -1,0 +1,29 @@
+"""The menu: each page a role may use, shown only once the page exists."""
+
+from flask import current_app, g
+from flask_babel import lazy_gettext as _l
+
+ANY_ROLE = ()
+MENU = [
+    ("referral_pages.home", _l("My referrals"), ANY_ROLE),
+    ("directory_pages.find", _l("Find a service"), ANY_ROLE),
+    ("admin_pages.users", _l("Users"), ("org_admin", "coordinator")),
+    ("admin_pages.clients", _l("API clients"), ("org_admin", "coordinator")),
+    ("callback_pages.subscriptions", _l("Callbacks"), ("org_admin",)),
+    ("capacity_pages.capacity", _l("Capacity"), ("org_admin",)),
+    ("curation_pages.organizations", _l("Directory"), ("coordinator",)),
+    ("network_pages.overdue", _l("Overdue and escalated"), ("coordinator",)),
+    ("audit_pages.log", _l("Audit log"), ("coordinator",)),
+    ("report_pages.dashboard", _l("Dashboard"), ("focal_point", "coordinator")),
+]
+
+
+def menu():
+    principal = g.get("principal")
+    if principal is None:
+        return []
+    return [
+        (endpoint, label)
+        for endpoint, label, roles in MENU
+        if endpoint in current_app.view_functions and (not roles or principal.has_role(*roles))
+    ]

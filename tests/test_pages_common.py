@@ -1,0 +1,66 @@
+"""What every page shares: sign-in, language, errors, CSRF, the menu by role."""
+
+from .factories import PASSWORD, make_org, make_user
+from .pages import signed_in, submit, text
+
+
+def test_pages_need_signing_in(client):
+    response = client.get("/", headers={"Accept": "text/html"})
+    assert response.status_code == 302
+    follow = client.get(response.headers["Location"], headers={"Accept": "text/html"})
+    assert "/login" in follow.request.path or follow.status_code in (200, 302)
+
+
+def test_language_is_chosen_remembered_and_used(app):
+    browser, _user = signed_in(app)
+    assert 'lang="km"' in text(browser.get("/login", headers={"Accept-Language": "km"}))
+    response = submit(browser, "/login", "/language", lang="en", next="/login")
+    assert response.status_code == 302
+    assert "hub_lang=en" in response.headers["Set-Cookie"]
+    assert "HttpOnly" in response.headers["Set-Cookie"]
+    page = text(browser.get("/login", headers={"Accept-Language": "km"}))
+    assert '<html lang="en">' in page
+    submit(browser, "/login", "/language", lang="km", next="/login")
+    assert '<html lang="km">' in text(browser.get("/login"))
+
+
+def test_language_change_never_redirects_off_site(app):
+    browser, _user = signed_in(app)
+    response = submit(browser, "/login", "/language", lang="en", next="//evil.example/")
+    assert response.headers["Location"] == "/"
+
+
+def test_forms_without_csrf_token_are_refused_with_a_page(app):
+    browser, _user = signed_in(app)
+    response = browser.post("/language", data={"lang": "en"})
+    assert response.status_code == 403
+    assert response.content_type.startswith("text/html")
+    assert "<h1>" in text(response)
+
+
+def test_unknown_page_gets_an_error_page_and_api_keeps_problem_json(client):
+    page = client.get("/no-such-page", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 404 and page.content_type.startswith("text/html")
+    api = client.get("/api/v1/no-such-thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.content_type == "application/problem+json"
+
+
+def test_login_keeps_the_email_and_says_what_went_wrong(app):
+    organization = make_org()
+    user = make_user(organization)
+    browser = app.test_client()
+    response = submit(
+        browser, "/login", email=user.email, password=PASSWORD + "x"
+    )
+    assert response.status_code == 401
+    assert f'value="{user.email}"' in text(response)
+    assert 'role="alert"' in text(response)
+
+
+def test_session_cookie_is_httponly_and_samesite(app):
+    organization = make_org()
+    user = make_user(organization)
+    browser = app.test_client()
+    response = submit(browser, "/login", email=user.email, password=PASSWORD)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
