@@ -66,8 +66,8 @@ def create_app(config=None):
     web.configure(app)
 
     from .audit import api as audit_api
+    from .auth import admin_views, keys, oauth_api, oauth_server, revocation, views
     from .auth import api as auth_api
-    from .auth import keys, oauth_api, oauth_server, revocation, views
     from .callbacks import api as callbacks_api
     from .callbacks.dispatcher import Dispatcher
     from .directory import api as directory_api
@@ -90,6 +90,7 @@ def create_app(config=None):
         audit_api.bp,
         referrals_api.bp,
         callbacks_api.bp,
+        admin_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app

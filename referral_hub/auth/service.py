@@ -108,6 +108,11 @@ def _user_of(principal, organization_id, user_id):
     return user
 
 
+def get_user(principal, organization_id, user_id):
+    """One user of an organisation the principal administers."""
+    return _user_of(principal, organization_id, user_id)
+
+
 def list_users(principal, organization_id, page_args):
     managed_organization(principal, organization_id)
     query = db.select(User).filter_by(organization_id=organization_id)

@@ -1,0 +1,275 @@
+"""Pages for an organisation's admins: its users and its API clients."""
+
+import json
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
+
+from ..config import SCOPES
+from ..csrf import check_csrf
+from ..errors import Conflict, InvalidInput, field_errors
+from ..extensions import db
+from ..pagination import PageArgs
+from ..web.error_pages import page_blueprint
+from ..web.session import signed_in
+from . import service
+from .credentials import new_secret
+from .models import CLIENT_AUTH_METHODS, GRANT_TYPES, ROLES
+from .schemas import ClientCreate, UserCreate, UserUpdate
+
+bp = page_blueprint("admin_pages", __name__, url_prefix="/admin")
+ADMINS = ("org_admin", "coordinator")
+NO_STORE = {"Cache-Control": "no-store"}
+ROLE_NAMES = {
+    "caseworker": _l("Caseworker"),
+    "org_admin": _l("Organisation admin"),
+    "coordinator": _l("Network coordinator"),
+    "focal_point": _l("Government focal point"),
+}
+GRANT_NAMES = {
+    "client_credentials": _l("A system acting for the organisation (client credentials)"),
+    "authorization_code": _l("People sign in through the system (authorization code)"),
+    "refresh_token": _l("Keep people signed in (refresh tokens)"),
+}
+AUTH_METHOD_NAMES = {
+    "client_secret_basic": _l("Secret in the Authorization header (client_secret_basic)"),
+    "client_secret_post": _l("Secret in the request body (client_secret_post)"),
+    "private_key_jwt": _l("Signed with the system's own key (private_key_jwt)"),
+    "none": _l("No secret: an app on a phone or in a browser (none)"),
+}
+
+
+def form_errors(exc):
+    """Field -> [messages] for the form macros, from a marshmallow error or a service problem."""
+    if isinstance(exc, ValidationError):
+        flat = field_errors(exc.normalized_messages())
+    else:
+        flat = exc.errors or [{"field": "_form", "message": exc.detail}]
+    errors = {}
+    for item in flat:
+        parts = [p for p in item["field"].split(".") if not p.isdigit()]
+        field = "_".join(parts) if parts and parts[0] != "_schema" else "_form"
+        message = exc.detail if isinstance(exc, Conflict) else item["message"]
+        errors.setdefault(field or "_form", []).append(_(message))
+    return errors
+
+
+def page_args():
+    """The page of a list a page shows: only its cursor comes from the address."""
+    cursor = request.args.get("cursor")
+    return PageArgs().load({"cursor": cursor} if cursor else {})
+
+
+def shown_once(template, **context):
+    """A page with a secret on it: never stored by the browser or a proxy."""
+    return render_template(template, **context), 200, NO_STORE
+
+
+# Users
+
+
+def _grantable_roles(principal):
+    reserved = () if principal.has_role("coordinator") else service.ROLES_ONLY_COORDINATORS_GRANT
+    return [(role, ROLE_NAMES[role]) for role in ROLES if role not in reserved]
+
+
+def _provinces(text):
+    return [code.strip() for code in text.replace(";", ",").split(",") if code.strip()]
+
+
+def _organization_list(template, listing, principal, form, status=200, **context):
+    """A page listing the organisation's users or clients above the form that adds one."""
+    values, errors = form
+    found, next_cursor = listing(principal, principal.organization_id, page_args())
+    page = render_template(
+        template,
+        items=found,
+        next_cursor=next_cursor,
+        organization=service.organization_name(principal.organization_id),
+        values=values,
+        errors=errors,
+        **context,
+    )
+    return page, status
+
+
+def _users_page(principal, values, errors, status=200):
+    return _organization_list(
+        "admin/users.html",
+        service.list_users,
+        principal,
+        (values, errors),
+        status,
+        roles=_grantable_roles(principal),
+        role_names=ROLE_NAMES,
+        may_grant_provinces=principal.has_role("coordinator"),
+    )
+
+
+@bp.get("/users")
+@signed_in(*ADMINS)
+def users(principal):
+    return _users_page(principal, MultiDict([("roles", "caseworker")]), {})
+
+
+@bp.post("/users")
+@signed_in(*ADMINS)
+def invite(principal):
+    """Add a user with a temporary password, shown to the admin on this one page only."""
+    check_csrf()
+    form = request.form
+    fields = {
+        "email": form.get("email", ""),
+        "name": form.get("name", ""),
+        "roles": form.getlist("roles"),
+        "provinces": _provinces(form.get("provinces", "")),
+    }
+    try:
+        data = {**UserCreate().load(fields), "password": new_secret(12)}
+        user = service.create_user(principal, principal.organization_id, **data)
+    except (ValidationError, InvalidInput, Conflict) as exc:
+        db.session.rollback()
+        return _users_page(principal, form, form_errors(exc), 422)
+    db.session.commit()
+    return shown_once("admin/user_invited.html", invited=user, password=data["password"])
+
+
+def _user_page(principal, user, values, errors, status=200):
+    roles = _grantable_roles(principal)
+    page = render_template(
+        "admin/user.html",
+        person=user,
+        roles=roles,
+        locked_roles=set(user.roles) - {role for role, _name in roles},
+        role_names=ROLE_NAMES,
+        may_grant_provinces=principal.has_role("coordinator"),
+        is_self=user.id == principal.user_id,
+        values=values,
+        errors=errors,
+    )
+    return page, status
+
+
+@bp.get("/users/<uuid:user_id>")
+@signed_in(*ADMINS)
+def user(user_id, principal):
+    person = service.get_user(principal, principal.organization_id, str(user_id))
+    values = MultiDict([("roles", role) for role in person.roles])
+    values["provinces"] = ", ".join(person.provinces)
+    return _user_page(principal, person, values, {})
+
+
+@bp.post("/users/<uuid:user_id>/roles")
+@signed_in(*ADMINS)
+def change_roles(user_id, principal):
+    check_csrf()
+    form = request.form
+    changes = {"roles": form.getlist("roles")}
+    if principal.has_role("coordinator"):
+        changes["provinces"] = _provinces(form.get("provinces", ""))
+    try:
+        person = service.update_user(
+            principal, principal.organization_id, str(user_id), UserUpdate().load(changes)
+        )
+    except (ValidationError, InvalidInput) as exc:
+        db.session.rollback()
+        person = service.get_user(principal, principal.organization_id, str(user_id))
+        return _user_page(principal, person, form, form_errors(exc), 422)
+    db.session.commit()
+    flash(_("The roles of %(email)s are saved.", email=person.email), "success")
+    return redirect(url_for(".user", user_id=person.id))
+
+
+@bp.post("/users/<uuid:user_id>/active")
+@signed_in(*ADMINS)
+def set_active(user_id, principal):
+    check_csrf()
+    active = request.form.get("active") == "true"
+    try:
+        person = service.update_user(
+            principal, principal.organization_id, str(user_id), {"active": active}
+        )
+    except Conflict as exc:
+        db.session.rollback()
+        flash(_(exc.detail), "error")
+        return redirect(url_for(".user", user_id=user_id))
+    db.session.commit()
+    message = (
+        _("%(email)s may sign in again.", email=person.email)
+        if active
+        else _("%(email)s is disabled and signed out everywhere.", email=person.email)
+    )
+    flash(message, "success")
+    return redirect(url_for(".user", user_id=person.id))
+
+
+# API clients
+
+
+def _clients_page(principal, values, errors, status=200):
+    return _organization_list(
+        "admin/clients.html",
+        service.list_clients,
+        principal,
+        (values, errors),
+        status,
+        scopes=[(scope, f"{scope}: {_(description)}") for scope, description in SCOPES.items()],
+        grant_types=[(grant, GRANT_NAMES[grant]) for grant in GRANT_TYPES],
+        auth_methods=[(method, AUTH_METHOD_NAMES[method]) for method in CLIENT_AUTH_METHODS],
+    )
+
+
+@bp.get("/clients")
+@signed_in(*ADMINS)
+def clients(principal):
+    defaults = MultiDict(
+        [("grant_types", "client_credentials"), ("auth_method", "client_secret_basic")]
+    )
+    return _clients_page(principal, defaults, {})
+
+
+def _client_fields(form):
+    fields = {
+        "name": form.get("name", ""),
+        "scopes": form.getlist("scopes"),
+        "grant_types": form.getlist("grant_types"),
+        "auth_method": form.get("auth_method", ""),
+        "redirect_uris": form.get("redirect_uris", "").split(),
+    }
+    jwks = form.get("jwks", "").strip()
+    if jwks:
+        try:
+            fields["jwks"] = json.loads(jwks)
+        except ValueError:
+            raise ValidationError({"jwks": [_("This is not valid JSON.")]}) from None
+    return fields
+
+
+@bp.post("/clients")
+@signed_in(*ADMINS)
+def create_client(principal):
+    """Register a client; its secret is on the answer to this form and nowhere else, ever."""
+    check_csrf()
+    try:
+        data = ClientCreate().load(_client_fields(request.form))
+        client, secret = service.create_client(principal, principal.organization_id, **data)
+    except (ValidationError, InvalidInput) as exc:
+        db.session.rollback()
+        return _clients_page(principal, request.form, form_errors(exc), 422)
+    db.session.commit()
+    return shown_once("admin/client_created.html", client=client, secret=secret)
+
+
+@bp.post("/clients/<client_id>/revoke")
+@signed_in(*ADMINS)
+def revoke_client(client_id, principal):
+    check_csrf()
+    client = service.update_client(
+        principal, principal.organization_id, client_id, {"revoked": True}
+    )
+    db.session.commit()
+    flash(_("%(name)s is revoked: its tokens no longer work.", name=client.name), "success")
+    return redirect(url_for(".clients"))
