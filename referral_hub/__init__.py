@@ -72,8 +72,10 @@ def create_app(config=None):
     from .callbacks.dispatcher import Dispatcher
     from .directory import api as directory_api
     from .directory import hsds_api
+    from .directory import views as directory_views
     from .health import bp as health_bp
     from .referrals import api as referrals_api
+    from .referrals import views as referral_views
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
@@ -90,6 +92,8 @@ def create_app(config=None):
         audit_api.bp,
         referrals_api.bp,
         callbacks_api.bp,
+        directory_views.bp,
+        referral_views.bp,
         admin_views.bp,
     ):
         app.register_blueprint(blueprint)

@@ -19,7 +19,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/")
 def index():
-    return redirect(url_for("auth_pages.login"))
+    return redirect(url_for("referral_pages.home"))
 
 
 @bp.get("/healthz")

@@ -21,6 +21,7 @@ from .factories import (
     make_user,
     user_tokens,
 )
+from .referral_fixtures import user_party
 
 SIEM_REAP = "17"
 
@@ -422,3 +423,26 @@ def test_contacts_and_schedules(app, client):
             json={"schedules": [schedule]},
         )
         assert response.status_code == 422, schedule
+
+
+def test_government_readers_never_get_safe_house_addresses(app, client, partner):
+    organization = make_org()
+    service = make_service(organization, name="Safe House")
+    service.locations.append(
+        Location(
+            organization_id=organization.id,
+            name="Shelter",
+            address="Street 99",
+            latitude=13.36,
+            longitude=103.86,
+            confidential=True,
+        )
+    )
+    db.session.commit()
+    focal = user_party(app, ["focal_point"], ["17"], "directory:read")
+    for token, shown in ((partner["token"], True), (focal.token, False)):
+        found = client.get(f"/api/v1/services/{service.id}", headers=bearer(token)).get_json()
+        listed = search(client, token, q="Safe House")["items"][0]
+        for item in (found, listed):
+            assert (item["locations"][0]["address"] == "Street 99") is shown
+            assert (item["locations"][0]["latitude"] is not None) is shown

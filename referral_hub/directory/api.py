@@ -65,6 +65,16 @@ def verify_organization(organization_id, principal):
     return OrganizationView().dump(organization)
 
 
+def _service_view(found, principal):
+    """The service as this principal may see it: safe-house addresses only for partners."""
+    item = ServiceView().dump(found)
+    if not service.sees_confidential_addresses(principal):
+        for location in item["locations"]:
+            if location["confidential"]:
+                location.update(address=None, latitude=None, longitude=None)
+    return item
+
+
 @bp.get("/services")
 @protected("directory:read")
 def search_services(principal):
@@ -73,7 +83,7 @@ def search_services(principal):
     hits, next_cursor = search.search_services(args, page_args)
     items = []
     for hit in hits:
-        item = {**ServiceView().dump(hit["service"]), "match": hit["match"]}
+        item = {**_service_view(hit["service"], principal), "match": hit["match"]}
         if "distance_km" in hit:
             item["distance_km"] = hit["distance_km"]
         items.append(item)
@@ -93,7 +103,7 @@ def create_service(principal):
 @bp.get("/services/<uuid:service_id>")
 @protected("directory:read")
 def get_service(service_id, principal):
-    return ServiceView().dump(service.get_service(str(service_id)))
+    return _service_view(service.get_service(str(service_id)), principal)
 
 
 @bp.patch("/services/<uuid:service_id>")

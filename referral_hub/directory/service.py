@@ -275,6 +275,34 @@ def create_service(principal, organization_id, values):
     return service
 
 
+def display_names(service_ids=(), organization_ids=()):
+    """Names of services and organisations by id, in two queries, for lists of referrals."""
+    names = {}
+    if service_ids:
+        names.update(
+            db.session.execute(
+                db.select(Service.id, Service.name).where(Service.id.in_(set(service_ids)))
+            ).all()
+        )
+    if organization_ids:
+        names.update(
+            db.session.execute(
+                db.select(Organization.id, Organization.name).where(
+                    Organization.id.in_(set(organization_ids))
+                )
+            ).all()
+        )
+    return names
+
+
+def sees_confidential_addresses(principal):
+    """Safe-house addresses are for the NGOs that place children there, not for government
+    readers or the public."""
+    if principal is None:
+        return False
+    return not principal.roles or bool(principal.roles - {"focal_point"})
+
+
 def get_service(service_id):
     service = db.session.get(Service, service_id)
     if service is None:

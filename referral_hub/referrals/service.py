@@ -5,6 +5,7 @@ import json
 from datetime import datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -309,26 +310,14 @@ def list_referrals(principal, filters, page_args):
         query = query.where(Referral.sender_organization_id == own)
     elif role == "received":
         query = query.where(Referral.receiver_organization_id == own)
-    elif principal.has_role("coordinator"):
-        pass
-    elif principal.has_role("focal_point"):
-        query = query.where(
-            (Referral.sender_organization_id == own)
-            | (Referral.receiver_organization_id == own)
-            | Referral.subject_province.in_(sorted(principal.provinces))
-        )
     else:
-        query = query.where(
-            (Referral.sender_organization_id == own) | (Referral.receiver_organization_id == own)
-        )
+        query = query.where(visibility.known_to(principal))
     if filters.get("status"):
         query = query.where(Referral.status.in_(filters["status"]))
     if filters.get("urgency"):
         query = query.where(Referral.urgency.in_(filters["urgency"]))
     if filters.get("overdue") is not None:
-        late = Referral.status.in_(UNANSWERED_STATUSES) & (
-            Referral.overdue | (Referral.deadline_at <= clock.now())
-        )
+        late = visibility.overdue_condition()
         query = query.where(late if filters["overdue"] else ~late)
     if filters.get("updated_since"):
         query = query.where(Referral.updated_at >= filters["updated_since"])
@@ -340,6 +329,24 @@ def list_referrals(principal, filters, page_args):
         sort_value=lambda r: r.created_at.isoformat(),
         parse=datetime.fromisoformat,
     )
+
+
+URGENCY_RANK = {"emergency": 0, "high": 1, "normal": 2}
+
+
+def awaiting_answer(principal, limit=100):
+    """Referrals sent to the principal's organisation and not yet answered, most urgent first."""
+    rank = case(URGENCY_RANK, value=Referral.urgency)
+    query = (
+        db.select(Referral)
+        .where(
+            Referral.receiver_organization_id == principal.organization_id,
+            Referral.status.in_(UNANSWERED_STATUSES),
+        )
+        .order_by(rank, Referral.deadline_at, Referral.id)
+        .limit(limit)
+    )
+    return db.session.scalars(query).all()
 
 
 def events(principal, referral_id):

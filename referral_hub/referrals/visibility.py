@@ -1,7 +1,9 @@
 """Who may see a referral, and which of its personal data each party may see."""
 
+from sqlalchemy import true
+
 from .. import clock
-from .models import UNANSWERED_STATUSES
+from .models import UNANSWERED_STATUSES, Referral
 
 SENDER, RECEIVER, COORDINATOR, FOCAL_POINT = "sender", "receiver", "coordinator", "focal_point"
 
@@ -26,6 +28,17 @@ def party(principal, referral):
     return None
 
 
+def known_to(principal):
+    """`party` as an SQL condition: the referrals the principal may know exist."""
+    own = principal.organization_id
+    mine = (Referral.sender_organization_id == own) | (Referral.receiver_organization_id == own)
+    if principal.has_role(COORDINATOR):
+        return true()
+    if principal.has_role(FOCAL_POINT):
+        return mine | Referral.subject_province.in_(sorted(principal.provinces))
+    return mine
+
+
 def visible_categories(standing, referral):
     """The personal data categories this party sees now."""
     sent = referral.categories_sent
@@ -45,4 +58,11 @@ def visible_categories(standing, referral):
 def is_overdue(referral):
     return referral.status in UNANSWERED_STATUSES and (
         referral.overdue or referral.deadline_at <= clock.now()
+    )
+
+
+def overdue_condition():
+    """`is_overdue` as an SQL condition."""
+    return Referral.status.in_(UNANSWERED_STATUSES) & (
+        Referral.overdue | (Referral.deadline_at <= clock.now())
     )

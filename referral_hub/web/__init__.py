@@ -3,8 +3,9 @@
 from flask import g, request
 from flask_babel import get_locale, gettext
 
+from .. import clock
 from ..csrf import csrf_token
-from . import error_pages, i18n, navigation
+from . import error_pages, i18n, labels, localize, navigation
 
 
 def _page_globals():
@@ -23,4 +24,5 @@ def configure(app):
     app.context_processor(_page_globals)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.filters["translate_message"] = gettext
+    app.jinja_env.globals.update(localize.HELPERS, **labels.HELPERS, now=clock.now)
     app.register_blueprint(i18n.bp)

@@ -4,7 +4,12 @@ from flask import Blueprint, g, render_template, request
 from flask_babel import gettext as _
 
 API_PREFIXES = (
-    "/api/", "/oauth/token", "/oauth/revoke", "/oauth/introspect", "/hsds", "/.well-known",
+    "/api/",
+    "/oauth/token",
+    "/oauth/revoke",
+    "/oauth/introspect",
+    "/hsds",
+    "/.well-known",
 )
 
 
@@ -46,7 +51,10 @@ def mark_unknown_path():
 def render_error(problem):
     title = _titles().get(problem.status, _("Something went wrong"))
     page = render_template(
-        "error.html", title=title, detail=problem.detail, status=problem.status,
+        "error.html",
+        title=title,
+        detail=problem.detail,
+        status=problem.status,
         request_id=g.get("request_id"),
     )
     return page, problem.status, problem.headers

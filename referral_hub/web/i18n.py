@@ -32,7 +32,11 @@ def choose_language():
     if language in LANGUAGES:
         session["lang"] = language
         response.set_cookie(
-            COOKIE, language, max_age=ONE_YEAR, httponly=True, samesite="Lax",
+            COOKIE,
+            language,
+            max_age=ONE_YEAR,
+            httponly=True,
+            samesite="Lax",
             secure=request.is_secure,
         )
     return response

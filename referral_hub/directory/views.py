@@ -1,0 +1,73 @@
+"""Pages for finding a service: filters, results with capacity and contacts, one service."""
+
+from flask import render_template, request, url_for
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from ..extensions import db
+from ..web import forms, localize
+from ..web.error_pages import page_blueprint
+from ..web.session import signed_in
+from . import search, service
+from .models import ServiceLanguage
+from .schemas import SEXES, SearchArgs
+
+bp = page_blueprint("directory_pages", __name__)
+FILTERS = ("category", "province", "district", "age", "sex", "language", "accepting", "q")
+
+
+def _search_args(form):
+    """The filters as the API takes them (categories as one comma-separated value)."""
+    args = {k: form.get(k) for k in FILTERS if k != "category" and form.get(k)}
+    if form.getlist("category"):
+        args["category"] = ",".join(form.getlist("category"))
+    if form.get("cursor"):
+        args["cursor"] = form["cursor"]
+    return args
+
+
+def _languages():
+    codes = db.session.scalars(select(ServiceLanguage.code).distinct()).all()
+    return sorted((code, localize.language_name(code)) for code in codes)
+
+
+@bp.get("/find")
+@signed_in()
+def find(principal):
+    hits, more_url, errors = [], None, {}
+    searched = any(request.args.get(k) for k in FILTERS)
+    if searched:
+        try:
+            args = SearchArgs().load(_search_args(request.args))
+            page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
+            hits, next_cursor = search.search_services(args, page_args)
+            more_url = next_cursor and url_for(
+                ".find", **{**request.args.to_dict(flat=False), "cursor": next_cursor}
+            )
+        except ValidationError as exc:
+            errors = forms.invalid_fields(exc)
+    return render_template(
+        "directory/find.html",
+        values=request.args,
+        errors=errors,
+        hits=hits,
+        searched=searched,
+        more_url=more_url,
+        categories=localize.category_options(),
+        provinces=localize.province_options(),
+        districts=localize.districts_by_province(),
+        languages=_languages(),
+        sexes=SEXES,
+        show_confidential=service.sees_confidential_addresses(principal),
+    )
+
+
+@bp.get("/services/<uuid:service_id>")
+@signed_in()
+def service_page(service_id, principal):
+    found = service.get_service(str(service_id))
+    return render_template(
+        "directory/service.html",
+        service=found,
+        show_confidential=service.sees_confidential_addresses(principal),
+    )

@@ -1,0 +1,239 @@
+"""Caseworkers' pages: what needs my answer, sending a referral, one referral and its actions."""
+
+import uuid
+from datetime import datetime, time
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import get_timezone
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+
+from .. import clock
+from ..csrf import check_csrf
+from ..directory import service as directory
+from ..errors import Problem
+from ..extensions import db
+from ..web import forms, localize
+from ..web.error_pages import page_blueprint
+from ..web.labels import status_labels
+from ..web.session import signed_in
+from . import service
+from .models import PERSONAL_CATEGORIES
+from .schemas import SUBJECT_SEXES, ListArgs, ReferralCreate, StatusChange
+
+bp = page_blueprint("referral_pages", __name__)
+LIST_FIELDS = ("needs", "consent.categories")
+# Form fields whose empty value means "not given" rather than "empty text".
+SUBJECT_FIELDS = (
+    "subject.sex",
+    "subject.age",
+    "subject.province",
+    "subject.district",
+    "subject.identity.given_name",
+    "subject.identity.family_name",
+    "subject.identity.date_of_birth",
+    "subject.contact.phone",
+    "subject.contact.address",
+    "subject.contact.caregiver_name",
+    "subject.contact.caregiver_phone",
+    "subject.health.notes",
+    "subject.health.disability",
+    "subject.case_history.reason",
+    "subject.case_history.risks",
+    "urgency",
+    "consent.given_by",
+    "consent.method",
+    "consent.justification",
+)
+
+
+def _names_for(referrals):
+    return directory.display_names(
+        [r.service_id for r in referrals],
+        [o for r in referrals for o in (r.sender_organization_id, r.receiver_organization_id)],
+    )
+
+
+@bp.get("/home")
+@signed_in()
+def home(principal):
+    awaiting = service.awaiting_answer(principal)
+    working, _cursor = service.list_referrals(
+        principal,
+        {"role": "received", "status": ["accepted", "in_progress"]},
+        {"limit": 50, "cursor": None},
+    )
+    page_args = ListArgs(only=("limit", "cursor")).load(request.args)
+    sent, next_cursor = service.list_referrals(principal, {"role": "sent"}, page_args)
+    return render_template(
+        "referrals/home.html",
+        awaiting=awaiting,
+        working=working,
+        sent=sent,
+        more_url=next_cursor and url_for(".home", cursor=next_cursor),
+        names=_names_for([*awaiting, *working, *sent]),
+    )
+
+
+def _local_moment(text, end_of_day=False):
+    """A time typed on the page, in the hub's timezone; left as typed if it is not one."""
+    try:
+        if end_of_day:
+            moment = datetime.combine(datetime.fromisoformat(text).date(), time(23, 59))
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return moment.replace(tzinfo=get_timezone()).isoformat()
+
+
+def _set(data, dotted, value):
+    *parents, last = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[last] = value
+
+
+def referral_data(form, service_id):
+    """The form's fields as the API's referral body: the same schema checks both."""
+    data = {"service_id": service_id}
+    for name in SUBJECT_FIELDS:
+        if form.get(name, "").strip():
+            _set(data, name, form[name].strip())
+    for name in LIST_FIELDS:
+        _set(data, name, form.getlist(name))
+    consent = data.setdefault("consent", {})
+    consent["share_identity_with_government"] = (
+        form.get("consent.share_identity_with_government") == "yes"
+    )
+    if form.get("consent.obtained_at"):
+        consent["obtained_at"] = _local_moment(form["consent.obtained_at"])
+    if form.get("consent.expires_at"):
+        consent["expires_at"] = _local_moment(form["consent.expires_at"], end_of_day=True)
+    return data
+
+
+def _referral_form(found, values, errors, status=200):
+    page = render_template(
+        "referrals/new.html",
+        service=found,
+        values=values,
+        errors=errors,
+        categories=localize.category_options(),
+        provinces=localize.province_options(),
+        districts=localize.districts_by_province(),
+        sexes=SUBJECT_SEXES,
+        personal_categories=PERSONAL_CATEGORIES,
+    )
+    return page, status
+
+
+@bp.get("/services/<uuid:service_id>/refer")
+@signed_in("caseworker", "org_admin")
+def new_referral(service_id, principal):
+    found = directory.get_service(str(service_id))
+    now = clock.now().astimezone(get_timezone())
+    values = {
+        "idempotency_key": uuid.uuid4().hex,
+        "urgency": "normal",
+        "needs": found.category_codes,
+        "consent.obtained_at": now.strftime("%Y-%m-%dT%H:%M"),
+    }
+    return _referral_form(found, values, {})
+
+
+@bp.post("/services/<uuid:service_id>/refer")
+@signed_in("caseworker", "org_admin")
+def send_referral(service_id, principal):
+    check_csrf()
+    found = directory.get_service(str(service_id))
+    try:
+        data = ReferralCreate().load(referral_data(request.form, str(service_id)))
+        referral, _created = service.create_referral(
+            principal, data, request.form.get("idempotency_key") or None
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        return _referral_form(found, request.form, forms.invalid_fields(exc), 422)
+    except Problem as problem:
+        db.session.rollback()
+        return _referral_form(found, request.form, forms.refused(problem), problem.status)
+    db.session.commit()
+    flash(
+        _("The referral was sent. %(name)s will be told now.", name=found.organization.name),
+        "success",
+    )
+    return redirect(url_for(".referral_page", referral_id=referral.id))
+
+
+@bp.get("/referrals/<uuid:referral_id>")
+@signed_in()
+def referral_page(referral_id, principal):
+    referral, standing, personal, extras = service.read_referral(principal, str(referral_id))
+    timeline = service.events(principal, referral.id)
+    db.session.commit()
+    names = _names_for([referral])
+    names.update(
+        directory.display_names(
+            organization_ids=[e.organization_id for e in timeline if e.organization_id]
+        )
+    )
+    return render_template(
+        "referrals/referral.html",
+        referral=referral,
+        standing=standing,
+        personal=personal,
+        extras=extras,
+        timeline=timeline,
+        names=names,
+        allowed=service.allowed_transitions(standing, referral.status),
+        may_withdraw_consent=standing == "sender" and referral.consent_status == "active",
+        personal_categories=PERSONAL_CATEGORIES,
+    )
+
+
+def _back_to(referral_id, problem=None):
+    if problem is not None:
+        db.session.rollback()
+        messages = [problem.detail, *(e["message"] for e in problem.errors or [])]
+        flash(" ".join(_(m) for m in messages), "error")
+    return redirect(url_for(".referral_page", referral_id=referral_id))
+
+
+@bp.post("/referrals/<uuid:referral_id>/status")
+@signed_in()
+def change_status(referral_id, principal):
+    check_csrf()
+    fields = {k: v for k, v in request.form.items() if k in ("status", "reason", "outcome") and v}
+    try:
+        change = StatusChange().load(fields)
+        version = int(request.form.get("version", ""))
+        service.change_status(principal, str(referral_id), version, **change)
+    except (ValidationError, ValueError):
+        db.session.rollback()
+        flash(_("Choose what happened before you save."), "error")
+        return _back_to(referral_id)
+    except Problem as problem:
+        return _back_to(referral_id, problem)
+    db.session.commit()
+    flash(
+        _("Saved: the referral is now %(status)s.", status=status_labels()[change["status"]]),
+        "success",
+    )
+    return _back_to(referral_id)
+
+
+@bp.post("/referrals/<uuid:referral_id>/consent/withdraw")
+@signed_in()
+def withdraw_consent(referral_id, principal):
+    check_csrf()
+    try:
+        erase = request.form.get("erase") == "yes"
+        service.withdraw_consent(principal, str(referral_id), erase=erase)
+    except Problem as problem:
+        return _back_to(referral_id, problem)
+    db.session.commit()
+    flash(
+        _("Consent withdrawn: the receiving organisation no longer sees personal data."), "success"
+    )
+    return _back_to(referral_id)

@@ -1,0 +1,209 @@
+"""Caseworkers' pages: find a service, send a referral with consent, answer it, see the timeline."""
+
+import re
+
+from referral_hub.directory.models import Location, ServiceAtLocation
+from referral_hub.extensions import db
+from referral_hub.referrals.models import Referral
+
+from .factories import make_org, make_service
+from .pages import signed_in, submit, text
+from .referral_fixtures import CASE_NOTE, FAMILY_NAME, GIVEN_NAME, PHONE
+
+FORM = {
+    "urgency": "high",
+    "needs": "detox",
+    "subject.sex": "male",
+    "subject.age": "16",
+    "subject.province": "17",
+    "subject.identity.given_name": GIVEN_NAME,
+    "subject.identity.family_name": FAMILY_NAME,
+    "subject.contact.phone": PHONE,
+    "subject.case_history.reason": CASE_NOTE,
+    "consent.given_by": "guardian",
+    "consent.method": "thumbprint",
+    "consent.obtained_at": "2026-01-10T09:30",
+    "consent.categories": ["identity", "contact"],
+}
+
+
+def _two_partners(app):
+    sender_org, receiver_org = make_org(province="17"), make_org(province="17")
+    detox = make_service(
+        receiver_org,
+        name="Water Lily Detox",
+        categories=["detox"],
+        areas=["17"],
+        minimum_age=12,
+        maximum_age=18,
+        eligibility_sex="male",
+    )
+    make_service(receiver_org, name="Legal Aid Desk", categories=["legal_aid"], areas=["12"])
+    sender, _ = signed_in(app, organization=sender_org)
+    receiver, _ = signed_in(app, organization=receiver_org)
+    return sender, receiver, detox
+
+
+def _send(sender, service, **changes):
+    url = f"/services/{service.id}/refer"
+    return submit(sender, url, **{**FORM, **changes})
+
+
+def _referral_id(response):
+    return re.search(r"/referrals/([0-9a-f-]{36})", response.headers["Location"]).group(1)
+
+
+def test_find_filters_by_category_area_age_and_accepting(app):
+    sender, _receiver, detox = _two_partners(app)
+    page = text(sender.get("/find?category=detox&district=1701&age=16&sex=male&accepting=true"))
+    assert "Water Lily Detox" in page and "Legal Aid Desk" not in page
+    assert f"/services/{detox.id}/refer" in page
+    assert "Water Lily Detox" not in text(sender.get("/find?category=detox&age=9"))
+
+
+def test_find_shows_bad_filters_next_to_the_field(app):
+    sender, _receiver, _detox = _two_partners(app)
+    page = text(sender.get("/find?age=-3&province=99"))
+    assert 'id="age-error"' in page and 'id="province-error"' in page
+
+
+def test_a_referral_is_sent_then_answered_and_both_sides_see_it(app):
+    sender, receiver, detox = _two_partners(app)
+    response = _send(sender, detox)
+    assert response.status_code == 302, text(response)
+    referral_id = _referral_id(response)
+    home = text(receiver.get("/home"))
+    assert f"/referrals/{referral_id}" in home.split('id="awaiting-list"')[1]
+    assert GIVEN_NAME not in home  # lists never carry names
+
+    page = text(receiver.get(f"/referrals/{referral_id}"))
+    assert GIVEN_NAME in page and PHONE in page
+    assert CASE_NOTE not in page and "Not shared (no consent)" in page
+    version = re.search(r'name="version" value="(\d+)"', page).group(1)
+    for status in ("received", "accepted"):
+        response = submit(
+            receiver,
+            f"/referrals/{referral_id}",
+            f"/referrals/{referral_id}/status",
+            status=status,
+            version=version,
+        )
+        assert response.status_code == 302
+        version = str(int(version) + 1)
+    assert db.session.get(Referral, referral_id).status == "accepted"
+    sent_page = text(sender.get(f"/referrals/{referral_id}"))
+    assert 'id="status">Accepted<' in sent_page
+    assert CASE_NOTE in sent_page  # the sender sees all it sent
+
+
+def test_a_form_sent_back_with_errors_keeps_what_was_typed(app):
+    sender, _receiver, detox = _two_partners(app)
+    response = _send(sender, detox, **{"subject.age": "9", "consent.categories": ["contact"]})
+    assert response.status_code == 422
+    page = text(response)
+    assert f'value="{GIVEN_NAME}"' in page and f'value="{PHONE}"' in page
+    assert 'id="subject.age-error"' in page or 'id="consent.categories-error"' in page
+    assert db.session.query(Referral).count() == 0
+
+
+def test_an_unknown_field_value_is_shown_at_its_field(app):
+    sender, _receiver, detox = _two_partners(app)
+    page = text(_send(sender, detox, **{"consent.method": "telepathy"}))
+    assert 'id="consent.method-error"' in page
+
+
+def test_a_stale_version_is_refused_and_the_page_says_why(app):
+    sender, receiver, detox = _two_partners(app)
+    referral_id = _referral_id(_send(sender, detox))
+    url = f"/referrals/{referral_id}"
+    submit(receiver, url, f"{url}/status", status="received", version="1")
+    response = submit(receiver, url, f"{url}/status", status="accepted", version="1")
+    assert response.status_code == 302
+    assert db.session.get(Referral, referral_id).status == "received"
+    assert "reload" in text(receiver.get(url)).lower()
+
+
+def test_only_allowed_actions_are_offered(app):
+    sender, receiver, detox = _two_partners(app)
+    referral_id = _referral_id(_send(sender, detox))
+    sender_page = text(sender.get(f"/referrals/{referral_id}"))
+    assert 'value="withdrawn"' in sender_page and 'value="accepted"' not in sender_page
+    receiver_page = text(receiver.get(f"/referrals/{referral_id}"))
+    assert 'value="received"' in receiver_page and 'value="withdrawn"' not in receiver_page
+    assert "Withdraw consent" not in receiver_page
+
+
+def test_the_receiver_cannot_make_the_senders_moves(app):
+    sender, receiver, detox = _two_partners(app)
+    referral_id = _referral_id(_send(sender, detox))
+    url = f"/referrals/{referral_id}"
+    submit(receiver, url, f"{url}/status", status="withdrawn", version="1")
+    assert db.session.get(Referral, referral_id).status == "sent"
+    response = submit(receiver, url, f"{url}/consent/withdraw")
+    assert db.session.get(Referral, referral_id).consent_status == "active"
+    assert response.status_code == 302
+
+
+def test_withdrawing_consent_hides_personal_data_from_the_receiver(app):
+    sender, receiver, detox = _two_partners(app)
+    referral_id = _referral_id(_send(sender, detox))
+    url = f"/referrals/{referral_id}"
+    submit(sender, url, f"{url}/consent/withdraw")
+    page = text(receiver.get(url))
+    assert GIVEN_NAME not in page and "Not shared (no consent)" in page
+
+
+def test_other_organisations_get_a_404_page(app):
+    sender, _receiver, detox = _two_partners(app)
+    referral_id = _referral_id(_send(sender, detox))
+    stranger, _ = signed_in(app)
+    response = stranger.get(f"/referrals/{referral_id}")
+    assert response.status_code == 404 and response.content_type.startswith("text/html")
+    assert GIVEN_NAME not in text(response)
+
+
+def test_posting_without_csrf_token_changes_nothing(app):
+    sender, _receiver, detox = _two_partners(app)
+    response = sender.post(f"/services/{detox.id}/refer", data=FORM)
+    assert response.status_code == 403
+    assert db.session.query(Referral).count() == 0
+
+
+def _safe_house():
+    owner = make_org()
+    service = make_service(owner, name="Safe House")
+    house = Location(
+        organization_id=owner.id,
+        name="Girls shelter",
+        address="Street 99, house 7",
+        confidential=True,
+    )
+    db.session.add(house)
+    db.session.flush()
+    db.session.add(ServiceAtLocation(service_id=service.id, location_id=house.id))
+    db.session.commit()
+    return service
+
+
+def test_focal_points_cannot_send_referrals_or_see_safe_house_addresses(app):
+    service = _safe_house()
+    focal, _ = signed_in(app, roles=("focal_point",), provinces=("17",))
+    assert focal.get(f"/services/{service.id}/refer").status_code == 403
+    page = text(focal.get(f"/services/{service.id}"))
+    assert "Girls shelter" in page and "Street 99" not in page
+    assert "/refer" not in page
+    caseworker, _ = signed_in(app)
+    assert "Street 99" in text(caseworker.get(f"/services/{service.id}"))
+
+
+def test_pages_need_a_signed_in_user(client):
+    response = client.get("/home")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_sending_twice_with_the_same_form_makes_one_referral(app):
+    sender, _receiver, detox = _two_partners(app)
+    first = _send(sender, detox, idempotency_key="form-1")
+    second = _send(sender, detox, idempotency_key="form-1")
+    assert _referral_id(first) == _referral_id(second)
+    assert db.session.query(Referral).count() == 1
