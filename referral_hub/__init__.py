@@ -69,6 +69,7 @@ def create_app(config=None):
     from .auth import admin_views, keys, oauth_api, oauth_server, revocation, views
     from .auth import api as auth_api
     from .callbacks import api as callbacks_api
+    from .callbacks import views as callback_views
     from .callbacks.dispatcher import Dispatcher
     from .directory import api as directory_api
     from .directory import hsds_api
@@ -95,6 +96,7 @@ def create_app(config=None):
         directory_views.bp,
         referral_views.bp,
         admin_views.bp,
+        callback_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app

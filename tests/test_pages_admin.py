@@ -8,7 +8,8 @@ from referral_hub.auth.models import OAuthClient, User
 from referral_hub.extensions import db
 
 from .factories import PASSWORD, make_client, make_org, make_user, sign_in
-from .pages import signed_in, submit, text
+from .pages import signed_in as signed_in_as
+from .pages import submit, text
 
 SECRET_ON_PAGE = re.compile(r'<p class="secret">([^<]+)</p>')
 
@@ -21,6 +22,13 @@ def stored_user(email):
 def stored_client(client_id):
     db.session.rollback()
     return db.session.scalar(db.select(OAuthClient).filter_by(client_id=client_id))
+
+
+def signed_in(app, roles, organization=None, provinces=()):
+    """Signed in, reading the pages in English: the tests read their words."""
+    browser, user = signed_in_as(app, roles, organization, provinces)
+    browser.set_cookie("hub_lang", "en")
+    return browser, user
 
 
 @pytest.fixture
@@ -55,7 +63,7 @@ def test_signing_in_comes_first(client, path):
 def test_the_user_list_shows_my_organisation_only_without_password_hashes(admin):
     page = admin["browser"].get("/admin/users")
     body = text(page)
-    assert page.status_code == 200 and len(page.data) < 100_000
+    assert page.status_code == 200 and len(page.data) < 100_000 and '<html lang="en">' in body
     assert admin["colleague"].email in body and admin["me"].email in body
     assert admin["stranger"].email not in body
     assert "argon2" not in body and admin["colleague"].password_hash not in body
