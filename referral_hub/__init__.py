@@ -72,11 +72,12 @@ def create_app(config=None):
     from .callbacks import views as callback_views
     from .callbacks.dispatcher import Dispatcher
     from .directory import api as directory_api
-    from .directory import hsds_api
+    from .directory import curation_views, hsds_api
     from .directory import views as directory_views
     from .health import bp as health_bp
     from .referrals import api as referrals_api
     from .referrals import views as referral_views
+    from .reports import views as report_views
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
@@ -95,6 +96,8 @@ def create_app(config=None):
         callbacks_api.bp,
         directory_views.bp,
         referral_views.bp,
+        report_views.bp,
+        curation_views.bp,
         admin_views.bp,
         callback_views.bp,
     ):

@@ -1,0 +1,148 @@
+"""The dashboard and its CSV: figures within each reader's reach, never a person."""
+
+import csv
+import io
+from datetime import timedelta
+
+from referral_hub import clock
+from referral_hub.directory.models import Organization
+from referral_hub.extensions import db
+from referral_hub.referrals import service as referral_service
+from referral_hub.referrals.models import Referral
+from referral_hub.reports import charts
+from referral_hub.reports import service as reports
+from referral_hub.web.session import principal_of
+
+from .factories import make_org, make_service
+from .pages import signed_in, text
+from .referral_fixtures import PERSONAL_VALUES, move, network, referral_body, send
+
+
+def _sent(client, parties, **changes):
+    response = send(client, parties["sender"], referral_body(parties["service"].id, **changes))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def _figure(page, figure_id):
+    start = page.index(f'id="figure-{figure_id}">') + len(f'id="figure-{figure_id}">')
+    return page[start : page.index("</dd>", start)]
+
+
+def test_focal_point_dashboard_counts_a_referral_without_showing_a_name(app, client):
+    parties = network(app, client)
+    _sent(client, parties, consent__share_identity_with_government=True)
+    browser, _user = signed_in(app, ["focal_point"], provinces=["17"])
+    response = browser.get("/reports", headers={"Accept-Language": "en"})
+    page = text(response)
+    assert response.status_code == 200
+    assert _figure(page, "total") == "1"
+    assert "Drug and alcohol detoxification" in page and "Siem Reap" in page
+    assert parties["service"].organization.name in page
+    for value in PERSONAL_VALUES:
+        assert value not in page
+    assert "<script" not in page and len(response.data) < 100_000
+    assert '<svg class="chart"' in page and "<title" in page
+
+
+def test_focal_point_sees_only_their_provinces_and_the_coordinator_everything(app, client):
+    parties = network(app, client)
+    _sent(client, parties)
+    far = make_service(make_org(province="12"), categories=["detox"], areas=["12"])
+    _sent(client, {**parties, "service": far}, subject__province="12")
+    inside, _ = signed_in(app, ["focal_point"], provinces=["17"])
+    outside, _ = signed_in(app, ["focal_point"], provinces=["01"])
+    coordinator, _ = signed_in(app, ["coordinator"])
+    assert _figure(text(inside.get("/reports")), "total") == "1"
+    assert _figure(text(outside.get("/reports")), "total") == "0"
+    assert _figure(text(coordinator.get("/reports")), "total") == "2"
+
+
+def test_other_roles_may_not_see_the_dashboard(app):
+    for roles in (["caseworker"], ["org_admin"]):
+        browser, _ = signed_in(app, roles)
+        for path in ("/reports", "/reports/figures.csv"):
+            response = browser.get(path)
+            assert response.status_code == 403
+            assert response.content_type.startswith("text/html")
+    assert app.test_client().get("/reports").status_code == 302
+
+
+def test_period_is_chosen_and_a_wrong_period_is_shown_next_to_the_field(app, client):
+    parties = network(app, client)
+    _sent(client, parties)
+    browser, _ = signed_in(app, ["coordinator"])
+    today = clock.now().date()
+    before = (today - timedelta(days=30)).isoformat()
+    old = browser.get(f"/reports?from={before}&to={(today - timedelta(days=10)).isoformat()}")
+    assert _figure(text(old), "total") == "0"
+    wrong = text(
+        browser.get("/reports?from=31-12-2024&to=2025-01-01", headers={"Accept-Language": "en"})
+    )
+    assert 'value="31-12-2024"' in wrong and 'id="from-error"' in wrong
+    reversed_ = text(browser.get(f"/reports?from={today.isoformat()}&to={before}"))
+    assert 'id="from-error"' in reversed_ and 'aria-invalid="true"' in reversed_
+    assert browser.get("/reports/figures.csv?from=nonsense").status_code == 422
+
+
+def test_csv_has_the_same_figures_and_no_formula(app, client):
+    parties = network(app, client)
+    sender = db.session.get(Organization, parties["sender"].organization_id)
+    sender.name = '=HYPERLINK("http://evil.example","x")'
+    db.session.commit()
+    _sent(client, parties)
+    browser, _ = signed_in(app, ["focal_point"], provinces=["17"])
+    response = browser.get("/reports/figures.csv", headers={"Accept-Language": "en"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"].startswith("attachment; filename=")
+    body = response.get_data(as_text=True).lstrip("\ufeff")
+    rows = list(csv.reader(io.StringIO(body)))
+    assert ["total", "", "Referrals sent", "1"] in rows
+    assert ["status", "sent", "Sent", "1"] in rows
+    assert ["province", "17", "Siem Reap", "1"] in rows
+    senders = [row for row in rows if row[0] == "sending_organization"]
+    assert senders[0][2].startswith("'=HYPERLINK")
+    for value in PERSONAL_VALUES:
+        assert value not in body
+
+
+def test_medians_overdue_and_escalated(app, client):
+    parties = network(app, client)
+    first = _sent(client, parties)
+    second = _sent(client, parties, urgency="normal")
+    received = move(client, parties["receiver"], first, "received").get_json()
+    move(client, parties["receiver"], received, "accepted")
+    db.session.execute(
+        db.update(Referral)
+        .where(Referral.id == second["id"])
+        .values(deadline_at=clock.now() - timedelta(hours=1))
+    )
+    referral_service.flag_overdue()
+    db.session.commit()
+    coordinator, user = signed_in(app, ["coordinator"])
+    figures = reports.summary(principal_of(user))
+    assert figures["total"] == 2
+    assert figures["overdue"] == 1 and figures["escalated"] == 1
+    assert figures["median_hours_to_receive"] is not None
+    assert 0 <= figures["median_hours_to_accept"] < 1
+    assert {"code": "accepted", "count": 1} in figures["by_status"]
+    assert figures["by_category"] == [{"code": "detox", "count": 2}]
+    page = text(coordinator.get("/reports"))
+    assert _figure(page, "overdue") == "1" and _figure(page, "escalated") == "1"
+
+
+def test_dashboard_speaks_khmer(app, client):
+    parties = network(app, client)
+    _sent(client, parties)
+    browser, _ = signed_in(app, ["focal_point"], provinces=["17"])
+    page = text(browser.get("/reports", headers={"Accept-Language": "km"}))
+    assert "សៀមរាប" in page and '<html lang="km">' in page
+
+
+def test_chart_is_plain_svg_with_escaped_labels():
+    svg = str(charts.bar_chart("c", "By <org>", [("<script>x</script>", 3), ("B" * 60, 1)]))
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "<title>" + "B" * 60 + ": 1</title>" in svg and "…" in svg
+    assert svg.count("<rect") == 2 and 'width="264"' in svg
