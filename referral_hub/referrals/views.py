@@ -1,10 +1,10 @@
 """Caseworkers' pages: what needs my answer, sending a referral, one referral and its actions."""
 
 import uuid
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import get_timezone
+from flask_babel import get_timezone, to_utc
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
@@ -84,7 +84,7 @@ def _local_moment(text, end_of_day=False):
             moment = datetime.fromisoformat(text)
     except ValueError:
         return text
-    return moment.replace(tzinfo=get_timezone()).isoformat()
+    return to_utc(moment).replace(tzinfo=UTC).isoformat()
 
 
 def _set(data, dotted, value):

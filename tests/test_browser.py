@@ -1,0 +1,158 @@
+"""The caseworkers' flow in a real browser (Debian's Chromium driven by Playwright), on a phone-sized
+screen, in English and in Khmer. Screenshots of each step go to tests/artifacts/ for a person to see."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from referral_hub.extensions import db
+from referral_hub.referrals.models import Referral
+
+from .factories import PASSWORD, make_org, make_service, make_user
+from .referral_fixtures import FAMILY_NAME, GIVEN_NAME, PHONE
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PHONE_SCREEN = {"width": 360, "height": 740}
+
+if not os.path.exists(CHROMIUM) and not os.environ.get("REQUIRE_BROWSER"):
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class Person:
+    """One user in their own browser window, taking screenshots as they go."""
+
+    def __init__(self, browser, base_url, user, language, shots):
+        self.context = browser.new_context(viewport=PHONE_SCREEN, locale=language)
+        self.page = self.context.new_page()
+        self.base_url, self.user, self.language, self.shots = base_url, user, language, shots
+
+    def shot(self, name):
+        self.shots.mkdir(parents=True, exist_ok=True)
+        count = len(list(self.shots.glob("*.png"))) + 1
+        self.page.screenshot(path=self.shots / f"{count:02d}-{name}.png", full_page=True)
+
+    def sign_in(self):
+        self.page.goto(self.base_url + "/login")
+        self.page.locator(f'header button[value="{self.language}"]').click()
+        self.page.fill('input[name="email"]', self.user.email)
+        self.page.fill('input[name="password"]', PASSWORD)
+        self.page.locator('main button[type="submit"]').click()
+        self.page.wait_for_load_state()
+
+
+def _network():
+    sender_org = make_org("Friends of Siem Reap", province="17")
+    receiver_org = make_org("Water Lily Recovery", province="17")
+    service = make_service(
+        receiver_org,
+        name="Water Lily Youth Detox",
+        categories=["detox"],
+        areas=["17"],
+        minimum_age=12,
+        maximum_age=18,
+        eligibility_sex="male",
+    )
+    make_service(receiver_org, name="Adult Rehabilitation", categories=["detox"], minimum_age=18)
+    people = {
+        "a": make_user(sender_org, roles=["caseworker"]),
+        "b": make_user(receiver_org, roles=["caseworker"]),
+        "focal": make_user(make_org("DoSVY Siem Reap"), roles=["focal_point"], provinces=["17"]),
+    }
+    return service, people
+
+
+def _in(language, text):
+    with force_locale(language):
+        return _(text)
+
+
+@pytest.mark.parametrize("language", ["en", "km"])
+def test_a_referral_goes_from_caseworker_a_to_b_and_the_focal_point_counts_it(
+    app, live_server, browser, language
+):
+    service, people = _network()
+    shots = ARTIFACTS / f"referral-flow-{language}"
+    for old in shots.glob("*.png"):
+        old.unlink()
+
+    a = Person(browser, live_server, people["a"], language, shots)
+    a.sign_in()
+    a.shot("a-home")
+    a.page.goto(live_server + "/find")
+    a.page.select_option('select[name="category"]', "detox")
+    a.page.select_option('select[name="province"]', "17")
+    a.page.fill('input[name="age"]', "16")
+    a.page.select_option('select[name="accepting"]', "true")
+    a.page.locator('main form button[type="submit"]').click()
+    a.shot("a-search-results")
+    results = a.page.locator("ul.cards > li")
+    assert results.count() == 1
+    assert "Water Lily Youth Detox" in results.first.inner_text()
+    results.first.locator(f'a[href="/services/{service.id}/refer"]').click()
+
+    form = a.page.locator("main form")
+    form.locator('input[name="urgency"][value="high"]').check()
+    a.page.select_option('select[name="subject.sex"]', "male")
+    a.page.fill('input[name="subject.age"]', "16")
+    a.page.select_option('select[name="subject.province"]', "17")
+    a.page.fill('input[name="subject.identity.given_name"]', GIVEN_NAME)
+    a.page.fill('input[name="subject.identity.family_name"]', FAMILY_NAME)
+    a.page.fill('input[name="subject.contact.phone"]', PHONE)
+    a.page.select_option('select[name="consent.given_by"]', "guardian")
+    a.page.select_option('select[name="consent.method"]', "thumbprint")
+    a.shot("a-referral-form")
+    form.locator('button[type="submit"]').click()
+    # Identity is filled but not consented to: the form comes back with the error beside it.
+    assert a.page.locator('[id="consent.categories-error"]').is_visible()
+    assert a.page.locator('input[name="subject.identity.given_name"]').input_value() == GIVEN_NAME
+    a.shot("a-form-error-kept")
+    a.page.locator('input[name="consent.categories"][value="identity"]').check()
+    a.page.locator('input[name="consent.categories"][value="contact"]').check()
+    a.page.locator("main form button[type=submit]").last.click()
+    a.page.wait_for_url(re.compile(r"/referrals/"))
+    a.shot("a-referral-sent")
+    referral_id = a.page.url.rsplit("/", 1)[1]
+    assert db.session.get(Referral, referral_id).status == "sent"
+
+    b = Person(browser, live_server, people["b"], language, shots)
+    b.sign_in()
+    waiting = b.page.locator("#awaiting-list li").first
+    assert "Water Lily Youth Detox" in waiting.inner_text()
+    assert GIVEN_NAME not in b.page.content()
+    b.shot("b-home-waiting")
+    waiting.locator("h3 a").click()
+    assert GIVEN_NAME in b.page.inner_text("#personal")
+    b.page.locator('form:has(input[name="status"][value="received"]) button').click()
+    b.page.locator('form:has(input[name="status"][value="accepted"]) button').click()
+    b.shot("b-accepted")
+    assert b.page.inner_text("#status") == _in(language, "Accepted")
+
+    a.page.goto(f"{live_server}/referrals/{referral_id}")
+    assert a.page.inner_text("#status") == _in(language, "Accepted")
+    a.shot("a-sees-accepted")
+
+    focal = Person(browser, live_server, people["focal"], language, shots)
+    focal.sign_in()
+    focal.page.goto(live_server + "/reports")
+    focal.shot("focal-dashboard")
+    dashboard = focal.page.content()
+    assert GIVEN_NAME not in dashboard and FAMILY_NAME not in dashboard
+    accepted_row = focal.page.locator("table tr", has_text=_in(language, "Accepted")).first
+    assert "1" in accepted_row.text_content()
+    for person in (a, b, focal):
+        person.context.close()
