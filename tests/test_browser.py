@@ -1,5 +1,5 @@
-"""The caseworkers' flow in a real browser (Debian's Chromium driven by Playwright), on a phone-sized
-screen, in English and in Khmer. Screenshots of each step go to tests/artifacts/ for a person to see."""
+"""The caseworkers' flow in a real browser (Debian's Chromium driven by Playwright), on a
+phone-sized screen, in English and in Khmer. Screenshots of each step go to tests/artifacts/."""
 
 import os
 import re
