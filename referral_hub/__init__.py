@@ -72,7 +72,7 @@ def create_app(config=None):
     from .callbacks import views as callback_views
     from .callbacks.dispatcher import Dispatcher
     from .directory import api as directory_api
-    from .directory import curation_views, hsds_api
+    from .directory import capacity_views, curation_views, hsds_api
     from .directory import views as directory_views
     from .health import bp as health_bp
     from .referrals import api as referrals_api
@@ -100,6 +100,7 @@ def create_app(config=None):
         curation_views.bp,
         admin_views.bp,
         callback_views.bp,
+        capacity_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app
