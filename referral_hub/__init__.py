@@ -66,6 +66,7 @@ def create_app(config=None):
     web.configure(app)
 
     from .audit import api as audit_api
+    from .audit import views as audit_views
     from .auth import admin_views, keys, oauth_api, oauth_server, revocation, views
     from .auth import api as auth_api
     from .callbacks import api as callbacks_api
@@ -76,6 +77,7 @@ def create_app(config=None):
     from .directory import views as directory_views
     from .health import bp as health_bp
     from .referrals import api as referrals_api
+    from .referrals import network_views
     from .referrals import views as referral_views
     from .reports import views as report_views
 
@@ -98,6 +100,8 @@ def create_app(config=None):
         referral_views.bp,
         report_views.bp,
         curation_views.bp,
+        network_views.bp,
+        audit_views.bp,
         admin_views.bp,
         callback_views.bp,
         capacity_views.bp,
