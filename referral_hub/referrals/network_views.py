@@ -1,6 +1,7 @@
 """Coordinators watch the network's overdue and escalated referrals (no personal data)."""
 
 from flask import render_template, request
+from flask_babel import gettext as _
 from marshmallow import EXCLUDE, ValidationError
 from sqlalchemy import func
 
@@ -32,6 +33,10 @@ def _escalations(referrals):
     return dict(rows)
 
 
+def _translated(errors):
+    return {field: [_(message) for message in messages] for field, messages in errors.items()}
+
+
 @bp.get("/overdue")
 @signed_in("coordinator")
 def overdue(principal):
@@ -40,7 +45,7 @@ def overdue(principal):
     try:
         args = ListArgs().load(asked, unknown=EXCLUDE)
     except ValidationError as exc:
-        errors, args = invalid_fields(exc), ListArgs().load({})
+        errors, args = _translated(invalid_fields(exc)), ListArgs().load({})
     page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
     referrals, next_cursor = service.list_referrals(principal, {**args, "overdue": True}, page_args)
     names = directory.display_names(
