@@ -79,6 +79,7 @@ def create_app(config=None):
     from .referrals import api as referrals_api
     from .referrals import network_views
     from .referrals import views as referral_views
+    from .reports import api as reports_api
     from .reports import views as report_views
 
     app.extensions["hub_keys"] = keys.KeyCache()
@@ -98,6 +99,7 @@ def create_app(config=None):
         callbacks_api.bp,
         directory_views.bp,
         referral_views.bp,
+        reports_api.bp,
         report_views.bp,
         curation_views.bp,
         network_views.bp,

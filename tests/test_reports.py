@@ -15,7 +15,7 @@ from referral_hub.web.session import principal_of
 
 from .factories import make_org, make_service
 from .pages import signed_in, text
-from .referral_fixtures import PERSONAL_VALUES, move, network, referral_body, send
+from .referral_fixtures import PERSONAL_VALUES, move, network, referral_body, send, user_party
 
 
 def _sent(client, parties, **changes):
@@ -146,3 +146,47 @@ def test_chart_is_plain_svg_with_escaped_labels():
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "<title>" + "B" * 60 + ": 1</title>" in svg and "…" in svg
     assert svg.count("<rect") == 2 and 'width="264"' in svg
+
+
+def test_summary_api_for_focal_points_and_coordinators_only(app, client):
+    parties = network(app, client)
+    _sent(client, parties)
+    readers = {
+        name: user_party(app, roles, provinces, "reports:read")
+        for name, roles, provinces in (
+            ("focal_in", ["focal_point"], ["17"]),
+            ("focal_out", ["focal_point"], ["12"]),
+            ("coordinator", ["coordinator"], ()),
+        )
+    }
+    year_ago = (clock.now().date() - timedelta(days=365)).isoformat()
+    inside = client.get("/api/v1/reports/summary", headers=readers["focal_in"].headers)
+    assert inside.status_code == 200, inside.get_json()
+    body = inside.get_json()
+    assert body["total"] == 1 and {"code": "17", "count": 1} in body["by_province"]
+    assert body["by_receiving_organization"][0]["name"] == parties["service"].organization.name
+    outside = client.get("/api/v1/reports/summary", headers=readers["focal_out"].headers)
+    assert outside.get_json()["total"] == 0
+    everyone = client.get(
+        f"/api/v1/reports/summary?from={year_ago}", headers=readers["coordinator"].headers
+    )
+    assert everyone.get_json()["total"] == 1 and everyone.get_json()["from"] == year_ago
+    late = client.get(
+        "/api/v1/reports/summary?from=2030-01-02&to=2030-01-01",
+        headers=readers["coordinator"].headers,
+    )
+    assert late.status_code == 422
+    assert (
+        client.get(
+            "/api/v1/reports/summary?when=x", headers=readers["coordinator"].headers
+        ).status_code
+        == 422
+    )
+
+
+def test_summary_api_refuses_other_roles_and_scopes(app, client):
+    parties = network(app, client)
+    assert (
+        client.get("/api/v1/reports/summary", headers=parties["sender"].headers).status_code == 403
+    )
+    assert client.get("/api/v1/reports/summary").status_code == 401
