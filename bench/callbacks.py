@@ -22,13 +22,13 @@ and drops it at the end (unless --keep); a --database-url database must be empty
 status is 1 when a target is missed.
 
 Layout, as a deployment has it: the producer (standing for the web processes) runs in this
-process; the dispatchers run in a worker process, as `referral-hub worker` does (--dispatchers
-threads, each an instance of the hub's Dispatcher); the receivers, standing for the partners'
-machines, run in a third process. With `--wake commit` the hub's after-commit hook wakes the
-worker's dispatchers through a shared event (what the hub does inside one `referral-hub demo`
-process; between processes it would need e.g. LISTEN/NOTIFY, which the hub does not have yet).
-With `--wake poll` commits wake nothing and the dispatchers find work every
-CALLBACK_POLL_SECONDS (--poll-seconds): today's behaviour with separate web and worker processes.
+process; the dispatcher runs in a worker process, as `referral-hub worker` does (the hub's
+Dispatcher with --dispatchers threads, CALLBACK_DISPATCHER_THREADS); the receivers, standing
+for the partners' machines, run in a third process. With `--wake commit` the hub's
+after-commit hook wakes the worker's dispatcher through a shared event (what the hub does
+inside one `referral-hub demo` process; between processes it would need e.g. LISTEN/NOTIFY).
+With `--wake poll` commits wake nothing and the dispatcher finds work every
+CALLBACK_POLL_SECONDS (--poll-seconds), as with separate web and worker processes.
 
 The retry schedule is compressed to seconds (production's is 0, 5 s, 5 min, 30 min, 2 h, 5 h,
 10 h, 10 h): with minutes between tries, a delivery that meets a 503 is minutes late by design,
@@ -68,7 +68,6 @@ from referral_hub import create_app
 from referral_hub.auth.principal import Principal
 from referral_hub.callbacks import dispatcher as dispatcher_module
 from referral_hub.callbacks import service as callbacks_service
-from referral_hub.callbacks.dispatcher import Dispatcher
 from referral_hub.directory import service as directory_service
 from referral_hub.extensions import db
 from referral_hub.referrals import service as referrals
@@ -144,7 +143,7 @@ def parse_schedule(spec):
     return schedule
 
 
-def make_hub(database_url, schedule, poll_seconds):
+def make_hub(database_url, schedule, poll_seconds, threads=1):
     """Testing settings as in tests/conftest.py, with the bench's compressed retry schedule."""
     os.environ.setdefault("HUB_INSTANCE_PATH", tempfile.mkdtemp(prefix="hub_bench_"))
     return create_app(
@@ -156,6 +155,7 @@ def make_hub(database_url, schedule, poll_seconds):
             "HUB_AUDIENCE": "http://127.0.0.1:5000/api",
             "CALLBACK_RETRY_SCHEDULE": schedule,
             "CALLBACK_POLL_SECONDS": poll_seconds,
+            "CALLBACK_DISPATCHER_THREADS": threads,
             "CALLBACK_ALLOW_HTTP": True,
             "CALLBACK_ALLOW_PRIVATE_TARGETS": True,
         }
@@ -453,17 +453,6 @@ def produce(app, slots, changes, rate, seed, production):
 # --- dispatching --------------------------------------------------------------------------
 
 
-class FanOut:
-    """Wakes every dispatcher thread of the worker, not only one."""
-
-    def __init__(self, dispatchers):
-        self.dispatchers = dispatchers
-
-    def wake(self):
-        for dispatcher in self.dispatchers:
-            dispatcher.wake()
-
-
 class CrossProcessWake:
     """Stands in the producer's `hub_dispatcher` slot: the hub's after-commit hook calls wake(),
     which sets an event the worker process waits on (what LISTEN/NOTIFY would carry between
@@ -514,32 +503,28 @@ class Timings:
 
 
 def serve_dispatchers(database_url, schedule, poll_seconds, count, wake_event, pipe):
-    """Child process, as `referral-hub worker`: `count` instances of the hub's Dispatcher (each
-    a thread with its own app context and connection; FOR UPDATE SKIP LOCKED keeps them off
-    each other's deliveries), woken when the producer sets `wake_event` (None: poll only)."""
-    app = make_hub(database_url, schedule, poll_seconds)
+    """Child process, as `referral-hub worker`: the hub's Dispatcher with `count` threads (each
+    with its own app context and connection; FOR UPDATE SKIP LOCKED keeps them off each other's
+    deliveries), woken when the producer sets `wake_event` (None: poll only)."""
+    app = make_hub(database_url, schedule, poll_seconds, count)
     timings = Timings()
     timings.install()
-    dispatchers = [Dispatcher(app) for _ in range(count)]
-    fan_out = FanOut(dispatchers)
-    app.extensions["hub_dispatcher"] = fan_out
-    for dispatcher in dispatchers:
-        dispatcher.start()
+    dispatcher = app.extensions["hub_dispatcher"]
+    dispatcher.start()
     stop = threading.Event()
 
     def forward():
         while not stop.is_set():
             if wake_event.wait(0.5):
                 wake_event.clear()
-                fan_out.wake()
+                dispatcher.wake()
 
     if wake_event is not None:
         threading.Thread(target=forward, daemon=True).start()
     pipe.send("ready")
     pipe.recv()
     stop.set()
-    for dispatcher in dispatchers:
-        dispatcher.stop()
+    dispatcher.stop()
     pipe.send(
         {
             "claims": timings.claims,
@@ -582,16 +567,12 @@ def stop_process(process, pipe):
 def claim_plan(app):
     """EXPLAIN ANALYZE of the claim query as the dispatcher sends it (lease rows included,
     rolled back at once)."""
-    query = (
-        dispatcher_module._due_query(datetime.now(UTC))
-        .limit(20)
-        .with_for_update(skip_locked=True, of=dispatcher_module.Delivery)
-    )
     with app.app_context(), db.engine.connect() as connection:
-        compiled = query.compile(dialect=db.engine.dialect)
+        compiled = dispatcher_module.claim_query().compile(dialect=db.engine.dialect)
         params = {
-            name: (value.astimezone(UTC) if isinstance(value, datetime) else value)
-            for name, value in compiled.params.items()
+            **compiled.params,
+            "moment": datetime.now(UTC),
+            "limit": dispatcher_module.Dispatcher.claim_size,
         }
         lines = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", params)
         plan = [row[0] for row in lines]

@@ -73,6 +73,7 @@ def from_environment(instance_path):
         "CALLBACK_DISABLE_AFTER_DAYS": _env_int("CALLBACK_DISABLE_AFTER_DAYS", 5),
         "CALLBACK_LEASE_SECONDS": _env_int("CALLBACK_LEASE_SECONDS", 60),
         "CALLBACK_POLL_SECONDS": float(os.environ.get("CALLBACK_POLL_SECONDS", "1")),
+        "CALLBACK_DISPATCHER_THREADS": _env_int("CALLBACK_DISPATCHER_THREADS", 4),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hub_session",

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,10 +17,11 @@ from types import SimpleNamespace
 import pytest
 from referral_hub_kit import CallbackReceiver, WebhookVerificationError, sign, verify
 
-from referral_hub import clock
+from referral_hub import clock, create_app
 from referral_hub.callbacks import targets
 from referral_hub.callbacks.dispatcher import dispatch_due
 from referral_hub.callbacks.models import Delivery, Subscription
+from referral_hub.config import ConfigError
 from referral_hub.extensions import db
 from referral_hub.referrals import service as referral_service
 from referral_hub.referrals.models import ReferralEvent
@@ -99,6 +101,23 @@ def stored(**where):
 
 def all_delivered(subscription_id):
     return lambda: all(d.status == "delivered" for d in stored(subscription_id=subscription_id))
+
+
+def outbox(subscription, count):
+    """`count` due deliveries of as many referrals, straight into the outbox."""
+    for n in range(count):
+        db.session.add(
+            Delivery(
+                id=f"msg_{uuid.uuid4().hex}",
+                subscription_id=subscription["id"],
+                referral_id=str(uuid.uuid4()),
+                event_id=n + 1,
+                event_type="referral.created",
+                payload={"type": "referral.created", "data": {"n": n}},
+                next_attempt_at=clock.now(),
+            )
+        )
+    db.session.commit()
 
 
 def subscribe(client, party, url, **extra):
@@ -321,7 +340,7 @@ def test_a_dispatcher_killed_mid_delivery_loses_nothing(
     for _ in range(3):
         new_referral(client, net)
     ids = [d.id for d in stored()]
-    config = hub_config(database_url, live_port, CALLBACK_LEASE_SECONDS=1)
+    config = hub_config(database_url, live_port, CALLBACK_LEASE_SECONDS=4, CALLBACK_TOTAL_TIMEOUT=1)
     env = {**os.environ, "HUB_INSTANCE_PATH": app.instance_path}
     with (
         SlowReceiver(subscription["secret"], port=port) as receiver,
@@ -354,19 +373,7 @@ def test_two_dispatchers_never_deliver_the_same_attempt_twice(app, client, net):
         pytest.skip("SQLite has no FOR UPDATE SKIP LOCKED; several dispatchers need PostgreSQL")
     port = free_port()
     subscription = subscribe(client, net["receiver"], f"http://127.0.0.1:{port}/callbacks")
-    for n in range(60):
-        db.session.add(
-            Delivery(
-                id=f"msg_{uuid.uuid4().hex}",
-                subscription_id=subscription["id"],
-                referral_id=str(uuid.uuid4()),
-                event_id=n + 1,
-                event_type="referral.created",
-                payload={"type": "referral.created", "data": {"n": n}},
-                next_attempt_at=clock.now(),
-            )
-        )
-    db.session.commit()
+    outbox(subscription, 60)
     start, problems = threading.Barrier(2), []
 
     def dispatcher():
@@ -858,3 +865,153 @@ def test_the_background_dispatcher_delivers_right_after_the_commit(app, client, 
                 assert time.monotonic() - started < 1
             finally:
                 dispatcher.stop()
+
+
+# The dispatcher's limits: leases that outlast attempts, a hard total timeout, faults of its
+# own recorded as attempts, several sending threads
+
+
+@contextmanager
+def trickling(part):
+    """An endpoint that answers 200 one line (headers) or one byte (body) every 0.1 s."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            lines = [b"HTTP/1.1 200 OK\r\n", b"Content-Length: 30\r\n"]
+            lines += [b"X-Pad: %d\r\n" % n for n in range(30)] if part == "headers" else []
+            lines += [b"\r\n"] + ([b"x"] * 30 if part == "body" else [])
+            try:
+                for line in lines:
+                    self.wfile.write(line)
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the hub gave up: what this endpoint is for
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/callbacks"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_lease_shorter_than_an_attempt_is_refused_at_start(database_url, live_port):
+    with pytest.raises(ConfigError, match="CALLBACK_LEASE_SECONDS"):
+        create_app(
+            hub_config(
+                database_url, live_port, CALLBACK_LEASE_SECONDS=16, CALLBACK_TOTAL_TIMEOUT=15
+            )
+        )
+
+
+def test_no_attempt_outlives_its_lease_so_no_other_dispatcher_repeats_it(
+    app, client, net, settings
+):
+    settings(CALLBACK_LEASE_SECONDS=2.5, CALLBACK_TOTAL_TIMEOUT=0.4)
+    with RawReceiver(delay=0.3) as slow:
+        subscription = subscribe(client, net["receiver"], slow.url)
+        outbox(subscription, 10)  # 3 s of sending, one after the other: more than a lease
+
+        def first_dispatcher():
+            with app.app_context():
+                try:
+                    dispatch_due(limit=10)
+                finally:
+                    db.session.remove()
+
+        first = threading.Thread(target=first_dispatcher)
+        first.start()
+        time.sleep(2.6)  # its leases have run out; another dispatcher claims what is left
+        drain()
+        first.join(10)
+        drain()
+    ids = [headers["webhook-id"] for headers, _ in slow.requests]
+    assert sorted(ids) == sorted(d.id for d in stored())
+    assert all(d.status == "delivered" and d.attempts == 1 for d in stored())
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_the_total_timeout_bounds_the_whole_answer_however_slowly_it_comes(
+    client, net, settings, part
+):
+    settings(CALLBACK_TOTAL_TIMEOUT=0.5)  # each line comes well within a read timeout
+    with trickling(part) as url:
+        subscription = subscribe(client, net["receiver"], url)
+        new_referral(client, net)
+        started = time.monotonic()
+        drain()
+        assert time.monotonic() - started < 2
+    (item,) = deliveries(client, net["receiver"], subscription)
+    (attempt,) = item["attempt_history"]
+    assert 450 <= attempt["duration_ms"] < 1500
+    if part == "headers":
+        assert attempt["error"] == "timeout" and attempt["status_code"] is None
+    else:  # the status came in time: it counts, whatever the body does
+        assert attempt["status_code"] == 200 and item["status"] == "delivered"
+
+
+def test_a_fault_of_the_hub_during_an_attempt_is_recorded_and_retried(
+    client, net, settings, monkeypatch
+):
+    settings(CALLBACK_RETRY_SCHEDULE=[0, 0.2, 1])
+    port = free_port()
+    subscription = subscribe(client, net["receiver"], f"http://127.0.0.1:{port}/callbacks")
+    new_referral(client, net)
+
+    def broken(url):
+        raise RuntimeError(f"internal detail about {url}")
+
+    monkeypatch.setattr(targets, "check_url", broken)
+    drain()
+    (item,) = deliveries(client, net["receiver"], subscription)
+    assert item["status"] == "pending" and item["attempts"] == 1
+    (attempt,) = item["attempt_history"]
+    assert attempt["error"] == "unexpected error: RuntimeError"
+    assert attempt["status_code"] is None and isinstance(attempt["duration_ms"], int)
+    monkeypatch.undo()
+    with CallbackReceiver(subscription["secret"], port=port) as receiver:
+        time.sleep(0.25)
+        drain()
+        assert receiver.wait_for(1, timeout=2)
+    assert [d.status for d in stored()] == ["delivered"]
+
+
+def test_several_sending_threads_deliver_everything_once_in_order(app, client, net, settings):
+    settings(
+        CALLBACK_DISPATCHER_THREADS=4,
+        CALLBACK_POLL_SECONDS=0.1,
+        CALLBACK_RETRY_SCHEDULE=[0] + [0.1] * 20,
+    )
+    port = free_port()
+    subscription = subscribe(client, net["receiver"], f"http://127.0.0.1:{port}/callbacks")
+    referrals = [new_referral(client, net) for _ in range(6)]
+    for referral in referrals:
+        moved(
+            client,
+            net["receiver"],
+            moved(client, net["receiver"], referral, "received"),
+            "accepted",
+        )
+    dispatcher = app.extensions["hub_dispatcher"]
+    with CallbackReceiver(subscription["secret"], port=port, failure_rate=0.3, seed=3) as receiver:
+        dispatcher.start()
+        try:
+            expected = 1 if db.engine.dialect.name == "sqlite" else 4
+            assert len(dispatcher._threads) == expected
+            assert receiver.wait_for(18, timeout=20)
+        finally:
+            dispatcher.stop()
+    assert receiver.duplicates == 0 and len(receiver.events) == 18
+    for referral in referrals:
+        statuses = [
+            e["payload"]["data"]["status"]
+            for e in receiver.events
+            if e["payload"]["data"]["referral_id"] == referral["id"]
+        ]
+        assert statuses == ["sent", "received", "accepted"]

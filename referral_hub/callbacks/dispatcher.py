@@ -1,280 +1,358 @@
 """Deliver the outbox: signed, at least once, in order per referral, with retries.
 
-Deliveries are claimed with a short lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so several
-dispatchers never claim the same one), then sent outside any transaction. A dispatcher killed
+Deliveries are claimed with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so several
+dispatchers never claim the same one), then sent outside any transaction, each attempt within
+the total timeout and started only while its lease outlasts it. A dispatcher killed
 mid-delivery leaves its lease to expire and the delivery is tried again: at least once, and
 the receiver recognises the repeat by its webhook-id.
 """
 
+import functools
 import json
 import logging
 import random
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
+from datetime import timedelta
 from types import SimpleNamespace
 
-import requests
 from flask import current_app
-from sqlalchemy import exists, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, exists, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from .. import clock
+from ..config import ConfigError
+from ..db_types import UTCDateTime
 from ..extensions import db
-from . import partner_tokens, secrets_store, targets
+from . import secrets_store, sender
 from .models import Delivery, DeliveryAttempt, Subscription
 from .signing import signature_header
 
 log = logging.getLogger(__name__)
-USER_AGENT = "ReferralHub-Callbacks/1"
-EXCERPT = 200
-EXCERPT_BYTES = 2048  # read of a partner's answer, to make the excerpt from
+CLAIM_SIZE = 20
+RECORD_SECONDS = 2  # of a lease, kept after an attempt's deadline to record the attempt
+SUCCESS_NOTED_EVERY = timedelta(minutes=1)  # last_success_at's resolution
+# The hot path works on the tables (Core): the ORM's bookkeeping cost more than the SQL.
+DELIVERIES, ATTEMPTS = Delivery.__table__, DeliveryAttempt.__table__
+SUBSCRIPTIONS = Subscription.__table__
+PARTNER_COLUMNS = (
+    "url",
+    "secret_data",
+    "previous_secret_data",
+    "previous_secret_until",
+    "oauth_token_url",
+    "oauth_client_id",
+    "oauth_client_secret_data",
+    "oauth_scope",
+)
 
 
-def _due_query(moment):
-    earlier = aliased(Delivery)
+@dataclass(frozen=True)
+class Claimed:
+    """A leased delivery with all that its attempt needs, read in the claim's transaction."""
+
+    id: str
+    payload: dict
+    partner: SimpleNamespace  # the subscription's fields
+    lease_ends: float  # time.monotonic()
+
+
+def check_lease(config):
+    """The lease must outlast an attempt, or another dispatcher would send it again."""
+    needed = config["CALLBACK_TOTAL_TIMEOUT"] + RECORD_SECONDS
+    if config["CALLBACK_LEASE_SECONDS"] <= needed:
+        raise ConfigError(
+            f"CALLBACK_LEASE_SECONDS must exceed CALLBACK_TOTAL_TIMEOUT + {RECORD_SECONDS} s "
+            f"({needed:g} s): a delivery's lease must outlast its attempt."
+        )
+
+
+@functools.cache
+def claim_query():
+    """Due deliveries in event order, with their subscriptions' fields, locked (SKIP LOCKED);
+    a delivery waits while an earlier one of its subscription and referral is pending.
+    Parameters: moment, limit. Built once: building it cost more than running it."""
+    moment = bindparam("moment", type_=UTCDateTime())
+    earlier = DELIVERIES.alias("earlier")
     blocked_by_earlier = exists(
-        select(earlier.id).where(
-            earlier.subscription_id == Delivery.subscription_id,
-            earlier.referral_id == Delivery.referral_id,
-            earlier.event_id < Delivery.event_id,
-            earlier.status == "pending",
+        select(earlier.c.id).where(
+            earlier.c.subscription_id == DELIVERIES.c.subscription_id,
+            earlier.c.referral_id == DELIVERIES.c.referral_id,
+            earlier.c.event_id < DELIVERIES.c.event_id,
+            earlier.c.status == "pending",
         )
     )
+    partner = [SUBSCRIPTIONS.c[name] for name in PARTNER_COLUMNS]
     return (
-        select(Delivery.id)
-        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        select(DELIVERIES.c.id, DELIVERIES.c.payload, DELIVERIES.c.subscription_id, *partner)
+        .join(SUBSCRIPTIONS, SUBSCRIPTIONS.c.id == DELIVERIES.c.subscription_id)
         .where(
-            Delivery.status == "pending",
-            Delivery.next_attempt_at <= moment,
-            or_(Delivery.leased_until.is_(None), Delivery.leased_until < moment),
-            Subscription.status == "active",
+            DELIVERIES.c.status == "pending",
+            DELIVERIES.c.next_attempt_at <= moment,
+            or_(DELIVERIES.c.leased_until.is_(None), DELIVERIES.c.leased_until < moment),
+            SUBSCRIPTIONS.c.status == "active",
             ~blocked_by_earlier,
         )
-        .order_by(Delivery.event_id)
+        .order_by(DELIVERIES.c.event_id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True, of=DELIVERIES)
     )
 
 
-def claim(limit=20):
+def claim(limit=CLAIM_SIZE):
     """Lease up to `limit` due deliveries for this dispatcher; committed at once."""
     moment = clock.now()
-    query = _due_query(moment).limit(limit).with_for_update(skip_locked=True, of=Delivery)
-    ids = list(db.session.scalars(query))
-    if ids:
-        lease = moment + timedelta(seconds=current_app.config["CALLBACK_LEASE_SECONDS"])
+    seconds = current_app.config["CALLBACK_LEASE_SECONDS"]
+    rows = db.session.execute(claim_query(), {"moment": moment, "limit": limit}).all()
+    if rows:
         db.session.execute(
-            db.update(Delivery).where(Delivery.id.in_(ids)).values(leased_until=lease)
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id.in_([row.id for row in rows]))
+            .values(leased_until=moment + timedelta(seconds=seconds))
         )
     db.session.commit()
-    return ids
+    lease_ends = time.monotonic() + seconds
+    return [Claimed(row.id, row.payload, _partner(row), lease_ends) for row in rows]
 
 
-def _excerpt(text):
-    """A short, printable excerpt of what the partner answered; never more."""
-    printable = "".join(ch if ch.isprintable() else " " for ch in text or "")
-    return " ".join(printable.split())[:EXCERPT] or None
+def _partner(row):
+    fields = {name: row._mapping[name] for name in PARTNER_COLUMNS}
+    return SimpleNamespace(id=row.subscription_id, **fields)
 
 
-def _outgoing(subscription, delivery):
-    """Everything a send needs, read before the transaction ends: nothing is held open while
-    the partner answers."""
-    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+def _signed(item):
+    """The body and headers of one attempt, signed now with the secrets in force."""
+    body = json.dumps(item.payload, separators=(",", ":")).encode()
     timestamp = int(time.time())
     headers = {
         "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "webhook-id": delivery.id,
+        "user-agent": sender.USER_AGENT,
+        "webhook-id": item.id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(
-            secrets_store.secrets_in_force(subscription), delivery.id, timestamp, body
+            secrets_store.secrets_in_force(item.partner), item.id, timestamp, body
         ),
     }
-    partner = SimpleNamespace(
-        id=subscription.id,
-        url=subscription.url,
-        oauth_token_url=subscription.oauth_token_url,
-        oauth_client_id=subscription.oauth_client_id,
-        oauth_client_secret_data=subscription.oauth_client_secret_data,
-        oauth_scope=subscription.oauth_scope,
-    )
-    return partner, body, headers
+    return body, headers
 
 
-def _send(partner, body, headers):
-    """POST the signed body; returns (status code, error, excerpt, headers)."""
-    targets.check_url(partner.url)  # the rules in force now, not at registration
-    with targets.session() as http:
-        answer = _post(http, partner, body, headers, renew_token=False)
-        if answer[0] == 401 and partner.oauth_token_url:
-            answer = _post(http, partner, body, headers, renew_token=True)
-    status_code, excerpt, answer_headers = answer
-    error = "redirect not followed" if 300 <= status_code < 400 else None
-    return status_code, error, excerpt, answer_headers
-
-
-def _post(http, partner, body, headers, renew_token):
-    """One POST, with the partner's bearer token when it protects its endpoint with OAuth.
-
-    Only the start of the answer is read: a partner's long answer costs neither memory nor time.
-    """
-    config = current_app.config
-    if partner.oauth_token_url:
-        token = partner_tokens.token_for(partner, renew=renew_token)
-        headers = {**headers, "authorization": f"Bearer {token}"}
-    with http.post(
-        partner.url,
-        data=body,
-        headers=headers,
-        timeout=(config["CALLBACK_CONNECT_TIMEOUT"], config["CALLBACK_TOTAL_TIMEOUT"]),
-        allow_redirects=False,
-        stream=True,
-    ) as response:
-        try:
-            start = next(response.iter_content(EXCERPT_BYTES), b"")
-        except requests.RequestException:
-            start = b""  # the status counts even if the body breaks off
-        return response.status_code, _excerpt(start.decode("utf-8", "replace")), response.headers
-
-
-def _retry_after(headers):
-    """Seconds from a Retry-After header (delay-seconds or HTTP-date), at most a day."""
-    value = (headers or {}).get("Retry-After", "").strip()
-    if value.isdigit():
-        seconds = int(value)
-    else:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0), 86400)
-
-
-def _schedule_next(delivery, retry_after):
-    schedule = current_app.config["CALLBACK_RETRY_SCHEDULE"]
-    if delivery.attempts >= len(schedule):
-        delivery.status = "failed"
-        return
-    delay = schedule[delivery.attempts]
-    delay = delay * random.uniform(0.9, 1.1)  # jitter spreads retries of many deliveries
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    delivery.next_attempt_at = clock.now() + timedelta(seconds=delay)
-
-
-def _disable(subscription, reason):
-    subscription.status, subscription.disabled_reason = "disabled", reason
-    db.session.execute(
-        db.update(Delivery)
-        .where(Delivery.subscription_id == subscription.id, Delivery.status == "pending")
-        .values(status="failed", leased_until=None)  # a lease would hold up a later replay
-    )
-
-
-def deliver(delivery_id):
-    """Try one leased delivery once and record the attempt."""
-    delivery = db.session.get(Delivery, delivery_id)
-    if delivery is None or delivery.status != "pending":
-        db.session.commit()
-        return
-    partner, body, headers = _outgoing(delivery.subscription, delivery)
-    db.session.commit()  # no transaction stays open while the partner answers
+def deliver(item):
+    """Try one claimed delivery once and record the attempt; returns True when that disabled
+    the subscription. An attempt its lease would not outlast is not started, and the delivery
+    goes back to be claimed again."""
+    total = current_app.config["CALLBACK_TOTAL_TIMEOUT"]
+    if item.lease_ends - time.monotonic() < total + RECORD_SECONDS:
+        _release(item)
+        return False
     started = time.monotonic()
-    status_code, error, excerpt, answer_headers = None, None, None, None
     try:
-        status_code, error, excerpt, answer_headers = _send(partner, body, headers)
-    except targets.TargetRefused as exc:
-        error = f"refused target: {exc}"[:200]
-    except partner_tokens.TokenError as exc:
-        error = f"partner token: {exc}"[:200]
-    except requests.Timeout:
-        error = "timeout"
-    except requests.RequestException as exc:
-        error = f"connection failed: {type(exc).__name__}"
-    duration = int((time.monotonic() - started) * 1000)
-    delivery = db.session.get(Delivery, delivery_id)
-    if delivery is None:  # the subscription was deleted meanwhile
-        db.session.commit()
-        return
-    subscription = delivery.subscription
-    delivery.attempts += 1
-    delivery.leased_until = None
-    delivery.attempt_log.append(
-        DeliveryAttempt(
-            status_code=status_code, error=error, duration_ms=duration, response_excerpt=excerpt
-        )
+        body, headers = _signed(item)
+        answer = sender.post(item.partner, body, headers, total)
+    except Exception as exc:  # a fault of ours: recorded and retried like a partner's
+        log.exception("delivery %s failed unexpectedly", item.id)
+        answer = sender.Answer(error=f"unexpected error: {type(exc).__name__}")
+    return record(item, answer, int((time.monotonic() - started) * 1000))
+
+
+def _release(item):
+    db.session.execute(
+        update(DELIVERIES).where(DELIVERIES.c.id == item.id).values(leased_until=None)
     )
-    moment = clock.now()
-    if status_code is not None and 200 <= status_code < 300:
-        delivery.status, delivery.delivered_at = "delivered", moment
-        subscription.last_success_at, subscription.failing_since = moment, None
-    elif status_code == 410:
-        _disable(subscription, "The partner answered 410 Gone.")
-    elif delivery.status != "pending":
-        pass  # settled while this attempt ran (delivered after a lease expired, or parked)
-    else:
-        subscription.failing_since = subscription.failing_since or moment
-        limit = timedelta(days=current_app.config["CALLBACK_DISABLE_AFTER_DAYS"])
-        if moment - subscription.failing_since >= limit:
-            _disable(subscription, "No successful delivery for too long.")
-        else:
-            retry_after = _retry_after(answer_headers) if status_code in (429, 503) else None
-            _schedule_next(delivery, retry_after)
     db.session.commit()
 
 
-def dispatch_due(limit=20):
-    """Claim and deliver what is due now; returns how many were tried."""
-    ids = claim(limit)
-    for delivery_id in ids:
+def record(item, answer, duration_ms):
+    """One UPDATE of the delivery and one INSERT of the attempt; the subscription is written
+    only when its state changes. Returns True when the subscription was disabled."""
+    moment = clock.now()
+    changes = {"attempts": DELIVERIES.c.attempts + 1, "leased_until": None}
+    if answer.succeeded:
+        changes.update(status="delivered", delivered_at=moment)
+    found = db.session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id == item.id)
+        .values(changes)
+        .returning(DELIVERIES.c.status, DELIVERIES.c.attempts)
+    ).first()
+    if found is None:  # the subscription was deleted meanwhile
+        db.session.commit()
+        return False
+    db.session.execute(
+        insert(ATTEMPTS).values(
+            delivery_id=item.id,
+            at=moment,
+            status_code=answer.status_code,
+            error=answer.error,
+            duration_ms=duration_ms,
+            response_excerpt=answer.excerpt,
+        )
+    )
+    disabled = False
+    if answer.succeeded:
+        _note_success(item.partner.id, moment)
+    elif answer.status_code == 410:
+        disabled = _disable(item.partner.id, "The partner answered 410 Gone.")
+    elif found.status == "pending":  # else settled while this attempt ran
+        disabled = _note_failure(item, found.attempts, answer, moment)
+    db.session.commit()
+    return disabled
+
+
+def _note_success(subscription_id, moment):
+    """Clear failing_since at once, but move last_success_at at most once a minute: written by
+    every delivery, the subscription's row would queue the dispatchers on its lock."""
+    columns = SUBSCRIPTIONS.c
+    db.session.execute(
+        update(SUBSCRIPTIONS)
+        .where(
+            columns.id == subscription_id,
+            or_(
+                columns.failing_since.is_not(None),
+                columns.last_success_at.is_(None),
+                columns.last_success_at < moment - SUCCESS_NOTED_EVERY,
+            ),
+        )
+        .values(last_success_at=moment, failing_since=None)
+    )
+
+
+def _note_failure(item, attempts, answer, moment):
+    subscription = db.session.get(Subscription, item.partner.id)
+    subscription.failing_since = subscription.failing_since or moment
+    limit = timedelta(days=current_app.config["CALLBACK_DISABLE_AFTER_DAYS"])
+    if moment - subscription.failing_since >= limit:
+        return _disable(subscription.id, "No successful delivery for too long.")
+    wait = sender.retry_after(answer.headers) if answer.status_code in (429, 503) else None
+    db.session.execute(
+        update(DELIVERIES).where(DELIVERIES.c.id == item.id).values(_next_try(attempts, wait))
+    )
+    return False
+
+
+def _next_try(attempts, retry_after):
+    """The next attempt's time by the retry schedule (with jitter), or parked as failed."""
+    schedule = current_app.config["CALLBACK_RETRY_SCHEDULE"]
+    if attempts >= len(schedule):
+        return {"status": "failed"}
+    delay = schedule[attempts] * random.uniform(0.9, 1.1)  # jitter spreads many retries
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return {"next_attempt_at": clock.now() + timedelta(seconds=delay)}
+
+
+def _disable(subscription_id, reason):
+    db.session.execute(
+        update(Subscription)
+        .where(Subscription.id == subscription_id)
+        .values(status="disabled", disabled_reason=reason)
+    )
+    db.session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.subscription_id == subscription_id, DELIVERIES.c.status == "pending")
+        .values(status="failed", leased_until=None)  # a lease would hold up a later replay
+    )
+    return True
+
+
+def dispatch_due(limit=CLAIM_SIZE):
+    """Claim and deliver what is due now; returns how many were claimed."""
+    claimed = claim(limit)
+    deliver_all(claimed)
+    return len(claimed)
+
+
+def deliver_all(claimed):
+    """Deliver what one claim leased, one after the other."""
+    disabled = set()  # their deliveries in this claim were parked with them
+    for item in claimed:
+        if item.partner.id in disabled:
+            continue
         try:
-            deliver(delivery_id)
+            if deliver(item):
+                disabled.add(item.partner.id)
         except Exception:
-            log.exception("delivery %s failed unexpectedly", delivery_id)
+            log.exception("recording delivery %s failed; its lease will expire", item.id)
             db.session.rollback()
-    return len(ids)
 
 
 class Dispatcher:
-    """A background thread that delivers right after a commit enqueues, and polls otherwise."""
+    """Background threads that deliver right after a commit enqueues, and poll otherwise.
+
+    CALLBACK_DISPATCHER_THREADS threads share the outbox as separate processes do, through
+    FOR UPDATE SKIP LOCKED; SQLite has no row locks and gets one. A wake-up goes to one idle
+    thread, so that a commit costs one claim, not one per thread; a thread whose claim came
+    back full wakes another to help.
+    """
+
+    claim_size = 10
 
     def __init__(self, app):
+        check_lease(app.config)
         self.app = app
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = None
+        self._changed = threading.Condition()
+        self._wakes = 0
+        self._stopping = False
+        self._threads = []
 
     def wake(self):
-        self._wake.set()
+        with self._changed:
+            self._wakes = min(self._wakes + 1, max(len(self._threads), 1))
+            self._changed.notify()
 
     def start(self):
-        if self._thread is None:
-            self._stop.clear()  # started again after a stop
-            self._thread = threading.Thread(
-                target=self._run, name="callback-dispatcher", daemon=True
-            )
-            self._thread.start()
+        if self._threads:
+            return
+        self._stopping = False  # started again after a stop
+        self._threads = [
+            threading.Thread(target=self._run, name=f"callback-dispatcher-{n}", daemon=True)
+            for n in range(self._thread_count())
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self):
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-            self._thread = None
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+
+    def _thread_count(self):
+        with self.app.app_context():
+            if db.engine.dialect.name == "sqlite":
+                return 1
+        return max(self.app.config["CALLBACK_DISPATCHER_THREADS"], 1)
+
+    def _woken(self):
+        """Wait for a wake-up or the poll interval; False once stopping."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._wakes or self._stopping, self.app.config["CALLBACK_POLL_SECONDS"]
+            )
+            self._wakes = max(self._wakes - 1, 0)
+            return not self._stopping
 
     def _run(self):
-        poll = self.app.config["CALLBACK_POLL_SECONDS"]
-        while not self._stop.is_set():
-            self._wake.wait(timeout=poll)
-            self._wake.clear()
+        while self._woken():
             with self.app.app_context():
                 try:
-                    while dispatch_due() and not self._stop.is_set():
-                        pass
+                    with db.engine.connect() as connection:
+                        # One connection for the pass: checking one out for each transaction
+                        # costs a round trip each (pool_pre_ping).
+                        db.session.registry.set(Session(bind=connection))
+                        self._drain()
                 except Exception:
                     log.exception("dispatcher pass failed")
                 finally:
                     db.session.remove()
+
+    def _drain(self):
+        while not self._stopping:
+            claimed = claim(self.claim_size)
+            if not claimed:
+                return
+            if len(claimed) == self.claim_size:
+                self.wake()
+            deliver_all(claimed)

@@ -60,7 +60,7 @@ class Delivery(db.Model):
 
     subscription: Mapped[Subscription] = relationship()
     attempt_log: Mapped[list["DeliveryAttempt"]] = relationship(
-        cascade="all, delete-orphan", order_by="DeliveryAttempt.id", lazy="selectin"
+        cascade="all, delete-orphan", order_by="DeliveryAttempt.id"
     )
 
 

@@ -4,7 +4,6 @@ import threading
 import time
 
 import requests
-from flask import current_app
 
 from . import secrets_store, targets
 
@@ -36,14 +35,13 @@ def _fetch(subscription):
     data = {"grant_type": "client_credentials"}
     if subscription.oauth_scope:
         data["scope"] = subscription.oauth_scope
-    config = current_app.config
     try:
         with targets.session() as http:
             response = http.post(
                 subscription.oauth_token_url,
                 data=data,
                 auth=(subscription.oauth_client_id, secret),
-                timeout=(config["CALLBACK_CONNECT_TIMEOUT"], config["CALLBACK_TOTAL_TIMEOUT"]),
+                timeout=targets.timeouts(),
                 allow_redirects=False,
             )
         body = response.json() if response.ok else {}

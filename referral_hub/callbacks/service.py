@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from sqlalchemy.orm import selectinload
+
 from .. import clock
 from ..audit import service as audit
 from ..auth.principal import actor
@@ -132,7 +134,11 @@ def rotate_secret(principal, subscription_id):
 
 def deliveries(principal, subscription_id, page_args, status=None):
     subscription = _subscription(principal, subscription_id)
-    query = db.select(Delivery).where(Delivery.subscription_id == subscription.id)
+    query = (
+        db.select(Delivery)
+        .where(Delivery.subscription_id == subscription.id)
+        .options(selectinload(Delivery.attempt_log))
+    )
     if status:
         query = query.where(Delivery.status == status)
     return paginate(query, Delivery.event_id, Delivery.id, page_args)

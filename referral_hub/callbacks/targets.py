@@ -1,8 +1,12 @@
 """Where callbacks may go: never to loopback, private, link-local or metadata addresses,
-unless the configuration allows them (development and tests)."""
+unless the configuration allows them (development and tests); and for how long at most."""
 
+import contextlib
 import ipaddress
 import socket
+import ssl
+import threading
+import time
 from urllib.parse import urlsplit
 
 import requests
@@ -13,6 +17,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata"}
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
+KEPT_ALIVE_HOSTS = 256  # partners' hosts each sending thread keeps a connection to
+_thread = threading.local()
 
 
 class TargetRefused(Exception):
@@ -70,9 +76,73 @@ def _check_address(address):
         raise TargetRefused("The host resolves to a loopback, private or reserved address.")
 
 
+@contextlib.contextmanager
+def deadline(seconds):
+    """Every request this thread makes meanwhile ends within `seconds`, however slowly the
+    partner answers: a timeout alone bounds each read, and a trickle of bytes resets it."""
+    _thread.deadline = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _thread.deadline = None
+
+
+def _seconds_left():
+    until = getattr(_thread, "deadline", None)
+    return None if until is None else until - time.monotonic()
+
+
+def deadline_passed():
+    left = _seconds_left()
+    return left is not None and left <= 0
+
+
+def timeouts():
+    """(connect, read) timeouts for requests: the configured ones, within the deadline."""
+    config = current_app.config
+    connect, total = config["CALLBACK_CONNECT_TIMEOUT"], config["CALLBACK_TOTAL_TIMEOUT"]
+    left = _seconds_left()
+    if left is not None:
+        connect, total = min(connect, left), min(total, left)
+    return max(connect, 0.001), max(total, 0.001)
+
+
+class _UntilDeadline:
+    """Socket reads and writes that give up when the thread's deadline has passed."""
+
+    __slots__ = ()
+
+    def _before_io(self):
+        left = _seconds_left()
+        if left is not None:
+            if left <= 0:
+                raise TimeoutError("the total timeout has passed")
+            self.settimeout(left)
+
+    def recv(self, *args, **kwargs):
+        self._before_io()
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args, **kwargs):
+        self._before_io()
+        return super().recv_into(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        self._before_io()
+        return super().sendall(*args, **kwargs)
+
+
+class _Socket(_UntilDeadline, socket.socket):
+    __slots__ = ()
+
+
+class _SSLSocket(_UntilDeadline, ssl.SSLSocket):
+    __slots__ = ()
+
+
 class _PeerChecked:
     """Check the address actually connected to: a DNS answer that changed since resolve()
-    (DNS rebinding) must not reach a refused address either."""
+    (DNS rebinding) must not reach a refused address either. Its socket keeps the deadline."""
 
     def _new_conn(self):
         sock = super()._new_conn()
@@ -82,6 +152,13 @@ class _PeerChecked:
             sock.close()
             raise
         return sock
+
+    def connect(self):
+        super().connect()  # the TLS handshake is bounded by the connect timeout as a whole
+        if type(self.sock) is socket.socket:
+            self.sock.__class__ = _Socket
+        elif type(self.sock) is ssl.SSLSocket:
+            self.sock.__class__ = _SSLSocket
 
 
 class _HTTPConnection(_PeerChecked, HTTPConnection):
@@ -106,12 +183,21 @@ class _CheckedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-def session():
+def session(hosts=10):
     """A requests session for callbacks and partner token requests, checked at connection.
 
     Environment proxies are not used: the check must see the partner's own address."""
     http = requests.Session()
     http.trust_env = False
-    http.mount("http://", _CheckedAdapter())
-    http.mount("https://", _CheckedAdapter())
+    http.mount("http://", _CheckedAdapter(pool_connections=hosts, pool_maxsize=1))
+    http.mount("https://", _CheckedAdapter(pool_connections=hosts, pool_maxsize=1))
+    return http
+
+
+def kept_alive_session():
+    """This thread's session, which keeps a connection open to each partner it sends to: a new
+    TCP (and TLS) connection per callback costs more than the callback."""
+    http = getattr(_thread, "session", None)
+    if http is None:
+        http = _thread.session = session(KEPT_ALIVE_HOSTS)
     return http
