@@ -3,13 +3,15 @@
 from .factories import csrf_from, make_org, make_user, sign_in
 
 
-def signed_in(app, roles=("caseworker",), organization=None, provinces=()):
-    """A test client signed in as a new user; returns (client, user)."""
+def signed_in(app, roles=("caseworker",), organization=None, provinces=(), language=None):
+    """A test client signed in as a new user, reading `language` if given; (client, user)."""
     organization = organization or make_org()
     user = make_user(organization, roles=roles, provinces=provinces)
     browser = app.test_client()
     response = sign_in(browser, user.email)
     assert response.status_code == 302, response.get_data(as_text=True)
+    if language:
+        browser.set_cookie("hub_lang", language)
     return browser, user
 
 

@@ -39,8 +39,8 @@ def _two_partners(app):
         eligibility_sex="male",
     )
     make_service(receiver_org, name="Legal Aid Desk", categories=["legal_aid"], areas=["12"])
-    sender, _ = signed_in(app, organization=sender_org)
-    receiver, _ = signed_in(app, organization=receiver_org)
+    sender, _ = signed_in(app, organization=sender_org, language="en")
+    receiver, _ = signed_in(app, organization=receiver_org, language="en")
     return sender, receiver, detox
 
 
@@ -156,7 +156,7 @@ def test_withdrawing_consent_hides_personal_data_from_the_receiver(app):
 def test_other_organisations_get_a_404_page(app):
     sender, _receiver, detox = _two_partners(app)
     referral_id = _referral_id(_send(sender, detox))
-    stranger, _ = signed_in(app)
+    stranger, _ = signed_in(app, language="en")
     response = stranger.get(f"/referrals/{referral_id}")
     assert response.status_code == 404 and response.content_type.startswith("text/html")
     assert GIVEN_NAME not in text(response)
@@ -187,7 +187,7 @@ def _safe_house():
 
 def test_focal_points_cannot_send_referrals_or_see_safe_house_addresses(app):
     service = _safe_house()
-    focal, _ = signed_in(app, roles=("focal_point",), provinces=("17",))
+    focal, _ = signed_in(app, roles=("focal_point",), provinces=("17",), language="en")
     assert focal.get(f"/services/{service.id}/refer").status_code == 403
     page = text(focal.get(f"/services/{service.id}"))
     assert "Girls shelter" in page and "Street 99" not in page
@@ -207,3 +207,15 @@ def test_sending_twice_with_the_same_form_makes_one_referral(app):
     second = _send(sender, detox, idempotency_key="form-1")
     assert _referral_id(first) == _referral_id(second)
     assert db.session.query(Referral).count() == 1
+
+
+def test_khmer_readers_get_khmer_labels_errors_and_dates(app):
+    sender, receiver, detox = _two_partners(app)
+    sender.set_cookie("hub_lang", "km")
+    page = text(_send(sender, detox, **{"consent.categories": ["contact"]}))
+    assert "មានព័ត៌មានអត្តសញ្ញាណ" in page  # the consent rule's message, in Khmer
+    referral_id = _referral_id(_send(sender, detox))
+    receiver.set_cookie("hub_lang", "km")
+    page = text(receiver.get(f"/referrals/{referral_id}"))
+    assert "មិនបានចែករំលែក (គ្មានការយល់ព្រម)" in page
+    assert "Not shared" not in page and "Timeline" not in page
