@@ -37,7 +37,10 @@ class Person:
     """One user in their own browser window, taking screenshots as they go."""
 
     def __init__(self, browser, base_url, user, language, shots):
-        self.context = browser.new_context(viewport=PHONE_SCREEN, locale=language)
+        # No JavaScript: the pages must work without it.
+        self.context = browser.new_context(
+            viewport=PHONE_SCREEN, locale=language, java_script_enabled=False
+        )
         self.page = self.context.new_page()
         self.base_url, self.user, self.language, self.shots = base_url, user, language, shots
 
@@ -156,3 +159,29 @@ def test_a_referral_goes_from_caseworker_a_to_b_and_the_focal_point_counts_it(
     assert "1" in accepted_row.text_content()
     for person in (a, b, focal):
         person.context.close()
+
+
+def test_signing_in_and_moving_around_works_with_the_keyboard_alone(app, live_server, browser):
+    user = make_user(make_org(), roles=["caseworker"])
+    # The test reads the focus with a script; the page itself has none.
+    context = browser.new_context(viewport=PHONE_SCREEN, locale="en-US")
+    page = context.new_page()
+    page.goto(live_server + "/login")
+    assert page.evaluate("document.activeElement.name") == "email"  # autofocus
+    page.keyboard.type(user.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/home$"))
+    visited = []
+    for _step in range(8):
+        page.keyboard.press("Tab")
+        visited.append(page.evaluate("document.activeElement.textContent.trim()"))
+    find = _in("en", "Find a service")  # the browser prefers English
+    assert visited[0] == _in("en", "Skip to the content") and find in visited, visited
+    page.keyboard.press("Shift+Tab")
+    while page.evaluate("document.activeElement.textContent.trim()") != find:
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/find$"))
+    context.close()

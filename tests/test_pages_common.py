@@ -1,5 +1,7 @@
 """What every page shares: sign-in, language, errors, CSRF, the menu by role."""
 
+import re
+
 from .factories import PASSWORD, make_org, make_user
 from .pages import signed_in, submit, text
 
@@ -49,9 +51,7 @@ def test_login_keeps_the_email_and_says_what_went_wrong(app):
     organization = make_org()
     user = make_user(organization)
     browser = app.test_client()
-    response = submit(
-        browser, "/login", email=user.email, password=PASSWORD + "x"
-    )
+    response = submit(browser, "/login", email=user.email, password=PASSWORD + "x")
     assert response.status_code == 401
     assert f'value="{user.email}"' in text(response)
     assert 'role="alert"' in text(response)
@@ -64,3 +64,50 @@ def test_session_cookie_is_httponly_and_samesite(app):
     response = submit(browser, "/login", email=user.email, password=PASSWORD)
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def _page_routes(app):
+    """Every page a GET without parameters opens: the rules of the page blueprints."""
+    from referral_hub.web import error_pages
+
+    pages = {
+        name for name, funcs in app.before_request_funcs.items() if error_pages._mark_page in funcs
+    }
+    return sorted(
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in pages
+        and "GET" in rule.methods
+        and not rule.arguments
+        and rule.rule != "/oauth/authorize"  # needs an OAuth request: tests/test_oauth_flows.py
+    )
+
+
+def test_every_page_is_light_labelled_and_in_the_readers_language(app):
+    browser, _user = signed_in(
+        app, roles=("caseworker", "org_admin", "coordinator", "focal_point"), provinces=("17",)
+    )
+    routes = _page_routes(app)
+    assert {"/home", "/find", "/reports", "/admin/users", "/audit"} <= set(routes)
+    for language in ("en", "km"):
+        browser.set_cookie("hub_lang", language)
+        for route in routes:
+            response = browser.get(route)
+            if response.status_code == 302:
+                continue
+            page = text(response)
+            assert response.status_code == 200, route
+            assert len(response.data) < 100_000, (route, len(response.data))
+            if not response.content_type.startswith("text/html"):
+                continue
+            assert f'<html lang="{language}">' in page, route
+            controls = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
+            for control in controls:
+                if 'type="hidden"' in control or 'type="submit"' in control:
+                    continue
+                found = re.search(r'\bid="([^"]+)"', control)
+                assert found, (route, control)
+                wrapped = re.search(
+                    r"<label[^>]*>(?:(?!</label>).)*" + re.escape(found.group(0)), page, re.S
+                )
+                assert f'for="{found.group(1)}"' in page or wrapped, (route, control)
