@@ -4,12 +4,11 @@ import re
 from datetime import date, datetime, time
 
 from flask import render_template, request
-from flask_babel import gettext as _
 from flask_babel import to_utc
 from marshmallow import EXCLUDE, ValidationError
 
 from ..web.error_pages import page_blueprint
-from ..web.forms import invalid_fields
+from ..web.forms import form_errors
 from ..web.session import signed_in
 from . import service
 from .api import AuditArgs
@@ -28,10 +27,6 @@ def _asked():
     return asked
 
 
-def _translated(errors):
-    return {field: [_(message) for message in messages] for field, messages in errors.items()}
-
-
 @bp.get("/audit")
 @signed_in("coordinator")
 def log(principal):
@@ -39,7 +34,7 @@ def log(principal):
     try:
         args = AuditArgs().load(_asked(), unknown=EXCLUDE)
     except ValidationError as exc:
-        errors, args = _translated(invalid_fields(exc)), AuditArgs().load({})
+        errors, args = form_errors(exc), AuditArgs().load({})
     page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
     entries, next_cursor = service.entries(principal, args, page_args)
     filters = {name: request.args[name] for name in FILTERS[:-1] if request.args.get(name)}

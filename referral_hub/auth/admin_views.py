@@ -10,10 +10,11 @@ from werkzeug.datastructures import MultiDict
 
 from ..config import SCOPES
 from ..csrf import check_csrf
-from ..errors import Conflict, InvalidInput, field_errors
+from ..errors import Conflict, InvalidInput
 from ..extensions import db
-from ..pagination import PageArgs
 from ..web.error_pages import page_blueprint
+from ..web.forms import form_errors
+from ..web.pages import page_args, shown_once
 from ..web.session import signed_in
 from . import service
 from .credentials import new_secret
@@ -22,7 +23,6 @@ from .schemas import ClientCreate, UserCreate, UserUpdate
 
 bp = page_blueprint("admin_pages", __name__, url_prefix="/admin")
 ADMINS = ("org_admin", "coordinator")
-NO_STORE = {"Cache-Control": "no-store"}
 ROLE_NAMES = {
     "caseworker": _l("Caseworker"),
     "org_admin": _l("Organisation admin"),
@@ -40,32 +40,6 @@ AUTH_METHOD_NAMES = {
     "private_key_jwt": _l("Signed with the system's own key (private_key_jwt)"),
     "none": _l("No secret: an app on a phone or in a browser (none)"),
 }
-
-
-def form_errors(exc):
-    """Field -> [messages] for the form macros, from a marshmallow error or a service problem."""
-    if isinstance(exc, ValidationError):
-        flat = field_errors(exc.normalized_messages())
-    else:
-        flat = exc.errors or [{"field": "_form", "message": exc.detail}]
-    errors = {}
-    for item in flat:
-        parts = [p for p in item["field"].split(".") if not p.isdigit()]
-        field = "_".join(parts) if parts and parts[0] != "_schema" else "_form"
-        message = exc.detail if isinstance(exc, Conflict) else item["message"]
-        errors.setdefault(field or "_form", []).append(_(message))
-    return errors
-
-
-def page_args():
-    """The page of a list a page shows: only its cursor comes from the address."""
-    cursor = request.args.get("cursor")
-    return PageArgs().load({"cursor": cursor} if cursor else {})
-
-
-def shown_once(template, **context):
-    """A page with a secret on it: never stored by the browser or a proxy."""
-    return render_template(template, **context), 200, NO_STORE
 
 
 # Users

@@ -7,11 +7,12 @@ from flask_babel import ngettext
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..auth.admin_views import form_errors, page_args, shown_once
 from ..csrf import check_csrf
 from ..errors import InvalidInput
 from ..extensions import db
 from ..web.error_pages import page_blueprint
+from ..web.forms import form_errors
+from ..web.pages import page_args, shown_once
 from ..web.session import signed_in
 from . import service
 from .models import DELIVERY_STATES, EVENT_TYPES
@@ -21,6 +22,7 @@ bp = page_blueprint("callback_pages", __name__, url_prefix="/callbacks")
 ADMIN = "org_admin"
 DELIVERIES_PER_PAGE = 20
 OAUTH_FIELDS = ("token_url", "client_id", "client_secret", "scope")
+OAUTH_RENAMED = {f"oauth.{key}": f"oauth_{key}" for key in OAUTH_FIELDS}
 EVENT_NAMES = {
     "referral.created": _l("A referral is sent to us"),
     "referral.status_changed": _l("A referral's status changes"),
@@ -77,7 +79,7 @@ def create(principal):
         db.session.rollback()
         typed = MultiDict(request.form)
         typed.pop("oauth_client_secret", None)  # a secret is never sent back to the browser
-        return _subscriptions_page(principal, typed, form_errors(exc), 422)
+        return _subscriptions_page(principal, typed, form_errors(exc, OAUTH_RENAMED), 422)
     db.session.commit()
     return shown_once("callbacks/secret.html", subscription=subscription, secret=secret, new=True)
 

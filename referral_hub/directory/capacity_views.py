@@ -4,11 +4,11 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from ..auth.admin_views import form_errors
 from ..csrf import check_csrf
 from ..errors import InvalidInput, NotFound
 from ..extensions import db
 from ..web.error_pages import page_blueprint
+from ..web.forms import form_errors
 from ..web.session import signed_in
 from . import service
 from .models import CAPACITY_STATUSES

@@ -8,10 +8,10 @@ from werkzeug.datastructures import MultiDict
 from ..csrf import check_csrf
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
-from ..pagination import PageArgs
 from ..web.error_pages import page_blueprint
-from ..web.forms import invalid_fields, refused
+from ..web.forms import form_errors
 from ..web.localize import area_name, category_options, language_name, province_options
+from ..web.pages import page_args
 from ..web.session import signed_in
 from . import reference, service
 from .models import SEXES
@@ -30,20 +30,8 @@ HISTORY_SHOWN = 30
 ORGANIZATION_FIELDS = ("name", "alternate_name", "description", "email", "website", "province")
 SERVICE_TEXTS = ("name", "description")
 SERVICE_OPTIONAL = ("email", "url", "minimum_age", "maximum_age", "eligibility_sex")
-
-
-def _form_errors(exc):
-    """The refusal's messages by form field, in the reader's language."""
-    found = invalid_fields(exc) if isinstance(exc, ValidationError) else refused(exc)
-    by_field = {}
-    for field, messages in found.items():
-        name = "phone" if field.startswith("phones") else field
-        if name == "organization_id":
-            name = "_form"
-        by_field.setdefault(name, []).extend(_(message) for message in messages)
-    if isinstance(exc, InvalidInput | Conflict) and len(by_field) > 1:
-        by_field.pop("_form", None)  # the fields say it better than the summary
-    return by_field
+# The phones are one text field; the organisation is the page itself, not a field on it.
+RENAMED = {"phones": "phone", "organization_id": "_form"}
 
 
 def organization_status_labels():
@@ -70,8 +58,7 @@ def _done(message, endpoint, **values):
 
 
 def _organizations_page(values, errors, status=200):
-    page_args = PageArgs().load({"cursor": request.args.get("cursor") or None})
-    organizations, next_cursor = service.list_organizations(page_args)
+    organizations, next_cursor = service.list_organizations(page_args())
     page = render_template(
         "curation/organizations.html",
         organizations=organizations,
@@ -102,7 +89,7 @@ def create_organization(principal):
         organization = service.create_organization(principal, **OrganizationCreate().load(fields))
     except (ValidationError, InvalidInput, Conflict) as exc:
         db.session.rollback()
-        return _organizations_page(form, _form_errors(exc), 422)
+        return _organizations_page(form, form_errors(exc, RENAMED), 422)
     return _done(
         _("%(name)s is now in the directory.", name=organization.name),
         ".organization",
@@ -155,7 +142,7 @@ def update_organization(organization_id, principal):
     except (ValidationError, InvalidInput, Conflict) as exc:
         db.session.rollback()
         found = service.get_organization(str(organization_id))
-        return _organization_page(found, form, _form_errors(exc), 422)
+        return _organization_page(found, form, form_errors(exc, RENAMED), 422)
     return _done(
         _("The changes to %(name)s are saved.", name=found.name),
         ".organization",
@@ -284,7 +271,7 @@ def create_service(organization_id, principal):
         created = service.create_service(principal, organization.id, values)
     except (ValidationError, InvalidInput, Conflict) as exc:
         db.session.rollback()
-        return _service_page(organization, None, form, _form_errors(exc), 422)
+        return _service_page(organization, None, form, form_errors(exc, RENAMED), 422)
     return _done(
         _("The service %(name)s is in the directory.", name=created.name),
         ".service_page",
@@ -315,7 +302,7 @@ def update_service(service_id, principal):
     except (ValidationError, InvalidInput, Conflict) as exc:
         db.session.rollback()
         found = service.get_service(str(service_id))
-        return _service_page(found.organization, found, form, _form_errors(exc), 422)
+        return _service_page(found.organization, found, form, form_errors(exc, RENAMED), 422)
     return _done(
         _("The changes to %(name)s are saved.", name=found.name),
         ".service_page",

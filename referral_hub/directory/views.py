@@ -45,7 +45,7 @@ def find(principal):
                 ".find", **{**request.args.to_dict(flat=False), "cursor": next_cursor}
             )
         except ValidationError as exc:
-            errors = forms.invalid_fields(exc)
+            errors = forms.form_errors(exc)
     return render_template(
         "directory/find.html",
         values=request.args,

@@ -1,7 +1,6 @@
 """Coordinators watch the network's overdue and escalated referrals (no personal data)."""
 
 from flask import render_template, request
-from flask_babel import gettext as _
 from marshmallow import EXCLUDE, ValidationError
 from sqlalchemy import func
 
@@ -9,7 +8,7 @@ from .. import clock
 from ..directory import service as directory
 from ..extensions import db
 from ..web.error_pages import page_blueprint
-from ..web.forms import invalid_fields
+from ..web.forms import form_errors
 from ..web.labels import status_labels, urgency_labels
 from ..web.session import signed_in
 from . import service
@@ -33,10 +32,6 @@ def _escalations(referrals):
     return dict(rows)
 
 
-def _translated(errors):
-    return {field: [_(message) for message in messages] for field, messages in errors.items()}
-
-
 @bp.get("/overdue")
 @signed_in("coordinator")
 def overdue(principal):
@@ -45,7 +40,7 @@ def overdue(principal):
     try:
         args = ListArgs().load(asked, unknown=EXCLUDE)
     except ValidationError as exc:
-        errors, args = _translated(invalid_fields(exc)), ListArgs().load({})
+        errors, args = form_errors(exc), ListArgs().load({})
     page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
     referrals, next_cursor = service.list_referrals(principal, {**args, "overdue": True}, page_args)
     names = directory.display_names(

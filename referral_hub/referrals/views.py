@@ -23,6 +23,7 @@ from .schemas import SUBJECT_SEXES, ListArgs, ReferralCreate, StatusChange
 
 bp = page_blueprint("referral_pages", __name__)
 LIST_FIELDS = ("needs", "consent.categories")
+RENAMED = {"service_id": "_form"}  # the service is the page itself, not a field on it
 # Form fields whose empty value means "not given" rather than "empty text".
 SUBJECT_FIELDS = (
     "subject.sex",
@@ -154,10 +155,12 @@ def send_referral(service_id, principal):
         )
     except ValidationError as exc:
         db.session.rollback()
-        return _referral_form(found, request.form, forms.invalid_fields(exc), 422)
+        return _referral_form(found, request.form, forms.form_errors(exc, RENAMED), 422)
     except Problem as problem:
         db.session.rollback()
-        return _referral_form(found, request.form, forms.refused(problem), problem.status)
+        return _referral_form(
+            found, request.form, forms.form_errors(problem, RENAMED), problem.status
+        )
     db.session.commit()
     flash(
         _("The referral was sent. %(name)s will be told now.", name=found.organization.name),

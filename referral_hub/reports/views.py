@@ -9,9 +9,9 @@ from flask_babel import format_number, format_timedelta, get_timezone
 from flask_babel import gettext as _
 from marshmallow import EXCLUDE, ValidationError
 
-from ..errors import InvalidInput, field_errors
+from ..errors import InvalidInput
 from ..web.error_pages import page_blueprint
-from ..web.forms import by_field
+from ..web.forms import form_errors
 from ..web.labels import status_labels
 from ..web.localize import area_name, category_name
 from ..web.session import signed_in
@@ -28,11 +28,6 @@ def _load_period():
     return ReportArgs().load(request.args, unknown=EXCLUDE)
 
 
-def _errors(flat):
-    """Messages by field, in the reader's language."""
-    return {field: [_(m) for m in messages] for field, messages in by_field(flat or []).items()}
-
-
 def _figures(principal, strict):
     """The figures of the period asked for; a wrong period raises (strict) or gives the
     default period's figures and the errors to show next to the fields."""
@@ -40,14 +35,10 @@ def _figures(principal, strict):
     try:
         args = _load_period()
         return service.summary(principal, args["first"], args["last"], zone), {}
-    except ValidationError as exc:
+    except (ValidationError, InvalidInput) as exc:
         if strict:
             raise
-        errors = _errors(field_errors(exc.normalized_messages()))
-    except InvalidInput as problem:
-        if strict:
-            raise
-        errors = _errors(problem.errors)
+        errors = form_errors(exc)
     return service.summary(principal, zone=zone), errors
 
 
