@@ -1,6 +1,7 @@
 """Pages for an organisation's admins: its users and its API clients."""
 
 import json
+from functools import partial
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -14,7 +15,7 @@ from ..errors import Conflict, InvalidInput
 from ..extensions import db
 from ..web.error_pages import page_blueprint
 from ..web.forms import form_errors
-from ..web.pages import page_args, shown_once
+from ..web.pages import list_and_form, shown_once
 from ..web.session import signed_in
 from . import service
 from .credentials import new_secret
@@ -56,18 +57,14 @@ def _provinces(text):
 
 def _organization_list(template, listing, principal, form, status=200, **context):
     """A page listing the organisation's users or clients above the form that adds one."""
-    values, errors = form
-    found, next_cursor = listing(principal, principal.organization_id, page_args())
-    page = render_template(
+    return list_and_form(
         template,
-        items=found,
-        next_cursor=next_cursor,
+        partial(listing, principal, principal.organization_id),
+        *form,
+        status,
         organization=service.organization_name(principal.organization_id),
-        values=values,
-        errors=errors,
         **context,
     )
-    return page, status
 
 
 def _users_page(principal, values, errors, status=200):

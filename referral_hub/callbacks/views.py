@@ -1,5 +1,7 @@
 """Pages for an organisation's admins: status callback subscriptions and their delivery log."""
 
+from functools import partial
+
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -12,7 +14,7 @@ from ..errors import InvalidInput
 from ..extensions import db
 from ..web.error_pages import page_blueprint
 from ..web.forms import form_errors
-from ..web.pages import page_args, shown_once
+from ..web.pages import list_and_form, shown_once
 from ..web.session import signed_in
 from . import service
 from .models import DELIVERY_STATES, EVENT_TYPES
@@ -39,18 +41,16 @@ STATE_NAMES = {
 
 
 def _subscriptions_page(principal, values, errors, status=200):
-    found, next_cursor = service.list_subscriptions(principal, page_args())
-    page = render_template(
+    return list_and_form(
         "callbacks/subscriptions.html",
-        items=found,
-        next_cursor=next_cursor,
+        partial(service.list_subscriptions, principal),
+        values,
+        errors,
+        status,
         event_options=[(event, f"{EVENT_NAMES[event]} ({event})") for event in EVENT_TYPES],
         event_names=EVENT_NAMES,
         state_names=STATE_NAMES,
-        values=values,
-        errors=errors,
     )
-    return page, status
 
 
 @bp.get("")

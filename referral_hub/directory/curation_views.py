@@ -11,10 +11,10 @@ from ..extensions import db
 from ..web.error_pages import page_blueprint
 from ..web.forms import form_errors
 from ..web.localize import area_name, category_options, language_name, province_options
-from ..web.pages import page_args
+from ..web.pages import list_and_form
 from ..web.session import signed_in
 from . import reference, service
-from .models import SEXES
+from .models import SEXES, Organization
 from .schemas import (
     CapacityUpdate,
     OrganizationCreate,
@@ -47,28 +47,28 @@ def service_status_labels():
     }
 
 
-def _done(message, endpoint, **values):
-    """Commit, say what was done, and show the page again."""
+def _done(message, found):
+    """Commit, say what was done, and show the organisation's or the service's page again."""
     db.session.commit()
     flash(message, "success")
-    return redirect(url_for(endpoint, **values))
+    if isinstance(found, Organization):
+        return redirect(url_for(".organization", organization_id=found.id))
+    return redirect(url_for(".service_page", service_id=found.id))
 
 
 # Organisations
 
 
 def _organizations_page(values, errors, status=200):
-    organizations, next_cursor = service.list_organizations(page_args())
-    page = render_template(
+    return list_and_form(
         "curation/organizations.html",
-        organizations=organizations,
-        next_cursor=next_cursor,
+        service.list_organizations,
+        values,
+        errors,
+        status,
         status_labels=organization_status_labels(),
         provinces=province_options(),
-        values=values,
-        errors=errors,
     )
-    return page, status
 
 
 @bp.get("/organizations")
@@ -90,11 +90,7 @@ def create_organization(principal):
     except (ValidationError, InvalidInput, Conflict) as exc:
         db.session.rollback()
         return _organizations_page(form, form_errors(exc, RENAMED), 422)
-    return _done(
-        _("%(name)s is now in the directory.", name=organization.name),
-        ".organization",
-        organization_id=organization.id,
-    )
+    return _done(_("%(name)s is now in the directory.", name=organization.name), organization)
 
 
 def _organization_page(organization, values, errors, status=200):
@@ -143,11 +139,7 @@ def update_organization(organization_id, principal):
         db.session.rollback()
         found = service.get_organization(str(organization_id))
         return _organization_page(found, form, form_errors(exc, RENAMED), 422)
-    return _done(
-        _("The changes to %(name)s are saved.", name=found.name),
-        ".organization",
-        organization_id=found.id,
-    )
+    return _done(_("The changes to %(name)s are saved.", name=found.name), found)
 
 
 @bp.post("/organizations/<uuid:organization_id>/verify")
@@ -155,11 +147,7 @@ def update_organization(organization_id, principal):
 def verify_organization(organization_id, principal):
     check_csrf()
     found = service.verify_organization(principal, str(organization_id))
-    return _done(
-        _("%(name)s is marked as verified today.", name=found.name),
-        ".organization",
-        organization_id=found.id,
-    )
+    return _done(_("%(name)s is marked as verified today.", name=found.name), found)
 
 
 # Services
@@ -272,11 +260,7 @@ def create_service(organization_id, principal):
     except (ValidationError, InvalidInput, Conflict) as exc:
         db.session.rollback()
         return _service_page(organization, None, form, form_errors(exc, RENAMED), 422)
-    return _done(
-        _("The service %(name)s is in the directory.", name=created.name),
-        ".service_page",
-        service_id=created.id,
-    )
+    return _done(_("The service %(name)s is in the directory.", name=created.name), created)
 
 
 @bp.get("/services/<uuid:service_id>")
@@ -303,11 +287,7 @@ def update_service(service_id, principal):
         db.session.rollback()
         found = service.get_service(str(service_id))
         return _service_page(found.organization, found, form, form_errors(exc, RENAMED), 422)
-    return _done(
-        _("The changes to %(name)s are saved.", name=found.name),
-        ".service_page",
-        service_id=found.id,
-    )
+    return _done(_("The changes to %(name)s are saved.", name=found.name), found)
 
 
 @bp.post("/services/<uuid:service_id>/verify")
@@ -315,11 +295,7 @@ def update_service(service_id, principal):
 def verify_service(service_id, principal):
     check_csrf()
     found = service.verify_service(principal, str(service_id))
-    return _done(
-        _("%(name)s is marked as verified today.", name=found.name),
-        ".service_page",
-        service_id=found.id,
-    )
+    return _done(_("%(name)s is marked as verified today.", name=found.name), found)
 
 
 @bp.post("/services/<uuid:service_id>/status")
@@ -330,8 +306,4 @@ def set_service_status(service_id, principal):
     changes = ServiceFields(only=("status",)).load({"status": request.form.get("status", "")})
     found = service.update_service(principal, str(service_id), changes)
     label = service_status_labels()[found.status]
-    return _done(
-        _("%(name)s is now: %(status)s.", name=found.name, status=label),
-        ".service_page",
-        service_id=found.id,
-    )
+    return _done(_("%(name)s is now: %(status)s.", name=found.name, status=label), found)

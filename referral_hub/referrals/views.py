@@ -120,9 +120,7 @@ def _referral_form(found, values, errors, status=200):
         service=found,
         values=values,
         errors=errors,
-        categories=localize.category_options(),
-        provinces=localize.province_options(),
-        districts=localize.districts_by_province(),
+        **localize.area_and_category_choices(),
         sexes=SUBJECT_SEXES,
         personal_categories=PERSONAL_CATEGORIES,
     )

@@ -40,6 +40,15 @@ def districts_by_province():
     ]
 
 
+def area_and_category_choices():
+    """The choices of a form asking for needs and a place: categories, provinces, districts."""
+    return {
+        "categories": category_options(),
+        "provinces": province_options(),
+        "districts": districts_by_province(),
+    }
+
+
 HELPERS = {
     "category_name": category_name,
     "area_name": area_name,
