@@ -2,7 +2,10 @@
 
 import re
 
-from .factories import PASSWORD, make_org, make_user
+from referral_hub.audit.models import AuditEntry
+from referral_hub.extensions import db
+
+from .factories import PASSWORD, make_org, make_user, sign_in
 from .pages import signed_in, submit, text
 
 
@@ -111,3 +114,34 @@ def test_every_page_is_light_labelled_and_in_the_readers_language(app):
                     r"<label[^>]*>(?:(?!</label>).)*" + re.escape(found.group(0)), page, re.S
                 )
                 assert f'for="{found.group(1)}"' in page or wrapped, (route, control)
+
+
+def test_a_person_changes_their_own_password(app):
+    browser, user = signed_in(app, language="en")
+    url = "/account/password"
+    wrong = submit(
+        browser, url, current_password="nope", new_password="x" * 12, repeat_password="x" * 12
+    )
+    assert wrong.status_code == 422 and 'id="current_password-error"' in text(wrong)
+    short = submit(
+        browser, url, current_password=PASSWORD, new_password="short", repeat_password="short"
+    )
+    assert short.status_code == 422 and 'id="new_password-error"' in text(short)
+    differ = submit(
+        browser, url, current_password=PASSWORD, new_password="a" * 12, repeat_password="b" * 12
+    )
+    assert differ.status_code == 422 and 'id="repeat_password-error"' in text(differ)
+    new = "a new password only I know"
+    done = submit(browser, url, current_password=PASSWORD, new_password=new, repeat_password=new)
+    assert done.status_code == 302
+    assert sign_in(app.test_client(), user.email).status_code == 401
+    assert sign_in(app.test_client(), user.email, new).status_code == 302
+    actions = [e.action for e in db.session.scalars(db.select(AuditEntry))]
+    assert "user.password_changed" in actions
+
+
+def test_the_password_page_needs_signing_in_and_a_csrf_token(app):
+    assert app.test_client().get("/account/password").status_code == 302
+    browser, _user = signed_in(app)
+    response = browser.post("/account/password", data={"current_password": PASSWORD})
+    assert response.status_code == 403

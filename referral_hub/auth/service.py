@@ -33,6 +33,29 @@ def sign_in(email, password):
     return user
 
 
+PASSWORD_LENGTH = range(12, 201)
+PASSWORD_LENGTH_MESSAGE = "Use 12 to 200 characters."
+
+
+def change_password(user_id, current, new):
+    """A person replaces their own password (an invited user's temporary one, first); other
+    sessions' refresh tokens stop working, since whoever held the old password may hold those."""
+    user = db.session.get(User, user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        message = "The current password is not right."
+        raise InvalidInput(message, errors=[{"field": "current_password", "message": message}])
+    if len(new) not in PASSWORD_LENGTH:
+        message = PASSWORD_LENGTH_MESSAGE
+        raise InvalidInput(message, errors=[{"field": "new_password", "message": message}])
+    if new == current:
+        message = "Choose a password different from the current one."
+        raise InvalidInput(message, errors=[{"field": "new_password", "message": message}])
+    user.password_hash = hash_password(new)
+    revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
+    audit.record(f"user:{user.id}", user.organization_id, "user.password_changed", "user", user.id)
+    db.session.flush()
+
+
 def organization_name(organization_id):
     organization = db.session.get(Organization, organization_id)
     return organization.name if organization else ""

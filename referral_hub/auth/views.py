@@ -1,16 +1,18 @@
-"""Sign-in, sign-out and the OAuth approval page."""
+"""Sign-in, sign-out, changing one's password, and the OAuth approval page."""
 
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from flask import current_app, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from ..config import SCOPES
 from ..csrf import check_csrf
-from ..errors import TooManyRequests
+from ..errors import InvalidInput, TooManyRequests
+from ..extensions import db
 from ..web.error_pages import page_blueprint
-from ..web.session import current_user, local_path
+from ..web.forms import form_errors
+from ..web.session import current_user, local_path, signed_in
 from . import service
 from .oauth_api import server
 
@@ -48,6 +50,30 @@ def logout():
     check_csrf()
     session.clear()
     return redirect(url_for("auth_pages.login"))
+
+
+@bp.get("/account/password")
+@signed_in()
+def password(principal):
+    return render_template("password.html", errors={})
+
+
+@bp.post("/account/password")
+@signed_in()
+def change_password(principal):
+    check_csrf()
+    new = request.form.get("new_password", "")
+    try:
+        if new != request.form.get("repeat_password", ""):
+            message = "The two new passwords are not the same."
+            raise InvalidInput(message, errors=[{"field": "repeat_password", "message": message}])
+        service.change_password(principal.user_id, request.form.get("current_password", ""), new)
+    except InvalidInput as problem:
+        db.session.rollback()
+        return render_template("password.html", errors=form_errors(problem)), 422
+    db.session.commit()
+    flash(_("Your password is changed."), "success")
+    return redirect(url_for("referral_pages.home"))
 
 
 def _error_page(message, status=400):
