@@ -3,6 +3,7 @@ phone-sized screen, in English and in Khmer. Screenshots of each step go to test
 
 import os
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,8 @@ class Person:
         self.shots.mkdir(parents=True, exist_ok=True)
         count = len(list(self.shots.glob("*.png"))) + 1
         self.page.screenshot(path=self.shots / f"{count:02d}-{name}.png", full_page=True)
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE_SCREEN["width"], f"{name}: the page scrolls sideways ({width} px)"
 
     def sign_in(self):
         self.page.goto(self.base_url + "/login")
@@ -72,7 +75,11 @@ def _network():
     )
     make_service(receiver_org, name="Adult Rehabilitation", categories=["detox"], minimum_age=18)
     people = {
-        "a": make_user(sender_org, roles=["caseworker"]),
+        # A long address, as real ones are: the header must still fit a phone.
+        "a": make_user(
+            sender_org, roles=["caseworker"],
+            email=f"{uuid.uuid4().hex[:6]}.sophea@friendsofsiemreap.example.org",
+        ),
         "b": make_user(receiver_org, roles=["caseworker"]),
         "focal": make_user(make_org("DoSVY Siem Reap"), roles=["focal_point"], provinces=["17"]),
     }
