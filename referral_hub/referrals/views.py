@@ -45,6 +45,7 @@ SUBJECT_FIELDS = (
     "consent.given_by",
     "consent.method",
     "consent.justification",
+    "eligibility_override.reason",
 )
 
 
