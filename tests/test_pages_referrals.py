@@ -222,10 +222,11 @@ def test_khmer_readers_get_khmer_labels_errors_and_dates(app):
 
 
 def test_a_child_outside_the_age_range_is_referred_with_a_reason(app):
-    sender, _receiver, detox = _two_partners(app)
+    sender, receiver, detox = _two_partners(app)
     refused = _send(sender, detox, **{"subject.age": "9"})
     assert refused.status_code == 422
     assert 'id="subject.age-error"' in text(refused)
-    reason = "Only detox centre within a day's travel; the boy is 9 and dependent."
+    reason = "Only detox centre within a day of travel; the boy is 9 and dependent."
     sent = _send(sender, detox, **{"subject.age": "9", "eligibility_override.reason": reason})
     assert sent.status_code == 302, text(sent)
+    assert reason in text(receiver.get(f"/referrals/{_referral_id(sent)}"))
