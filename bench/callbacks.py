@@ -13,7 +13,7 @@ goes, and checks that every delivery the outbox holds arrived exactly once per w
 dedup. Targets: p95 under 1 s at 100 events/s; none lost.
 
     python bench/callbacks.py [--changes 10000] [--referrals 500] [--partners 20] [--rate 100]
-        [--producers 2] [--dispatchers 4] [--wake commit|poll] [--poll-seconds 1]
+        [--producers 2] [--dispatchers 4] [--poll-seconds 1]
         [--retry-schedule "0,0.2,0.5,1,2,3x15"] [--vacuum-every 10] [--database-url URL] [--keep]
         [--seed N]
 
@@ -23,12 +23,9 @@ status is 1 when a target is missed.
 
 Layout, as a deployment has it: the producer (standing for the web processes) runs in this
 process; the dispatcher runs in a worker process, as `referral-hub worker` does (the hub's
-Dispatcher with --dispatchers threads, CALLBACK_DISPATCHER_THREADS); the receivers, standing
-for the partners' machines, run in a third process. With `--wake commit` the hub's
-after-commit hook wakes the worker's dispatcher through a shared event (what the hub does
-inside one `referral-hub demo` process; between processes it would need e.g. LISTEN/NOTIFY).
-With `--wake poll` commits wake nothing and the dispatcher finds work every
-CALLBACK_POLL_SECONDS (--poll-seconds), as with separate web and worker processes.
+Dispatcher with --dispatchers sending threads, CALLBACK_DISPATCHER_THREADS), woken by the
+producer's commits through PostgreSQL LISTEN/NOTIFY and every CALLBACK_POLL_SECONDS
+(--poll-seconds); the receivers, standing for the partners' machines, run in a third process.
 
 The retry schedule is compressed to seconds (production's is 0, 5 s, 5 min, 30 min, 2 h, 5 h,
 10 h, 10 h): with minutes between tries, a delivery that meets a 503 is minutes late by design,
@@ -66,6 +63,7 @@ from sqlalchemy.engine import make_url
 
 from referral_hub import create_app
 from referral_hub.auth.principal import Principal
+from referral_hub.callbacks import attempts as attempts_module
 from referral_hub.callbacks import dispatcher as dispatcher_module
 from referral_hub.callbacks import service as callbacks_service
 from referral_hub.directory import service as directory_service
@@ -453,106 +451,78 @@ def produce(app, slots, changes, rate, seed, production):
 # --- dispatching --------------------------------------------------------------------------
 
 
-class CrossProcessWake:
-    """Stands in the producer's `hub_dispatcher` slot: the hub's after-commit hook calls wake(),
-    which sets an event the worker process waits on (what LISTEN/NOTIFY would carry between
-    a web process and `referral-hub worker`; in one `referral-hub demo` process the hook wakes
-    the dispatcher directly)."""
-
-    def __init__(self, event):
-        self.event = event
-
-    def wake(self):
-        self.event.set()
-
-
-class NoWake:
-    """`--wake poll`: commits wake nothing, as today when the dispatcher runs in another
-    process than the web requests (`referral-hub worker`): it finds work by polling."""
-
-    def wake(self):
-        pass
-
-
 class Timings:
-    """Wall time of each claim (the lease query) and each deliver (one try: load, sign, POST,
-    record) in the dispatcher threads, to show where a dispatcher's time goes."""
+    """Wall time of each claim (the lease query), each attempt (sign and POST) and each record
+    (one transaction for the answers that came in meanwhile) in the dispatcher's threads, to
+    show where a dispatcher's time goes."""
 
     def __init__(self):
-        self.claims, self.batches, self.delivers = [], [], []
+        self.claims, self.batches, self.attempts, self.records, self.recorded = [], [], [], [], []
 
     def install(self):
-        """Wrap the module functions dispatch_due looks up at call time; app code unchanged."""
-        claim, deliver = dispatcher_module.claim, dispatcher_module.deliver
+        """Wrap the functions the dispatcher looks up at call time; app code unchanged."""
+        claim, attempt, record = (
+            dispatcher_module.claim,
+            dispatcher_module.attempt,
+            dispatcher_module.record,
+        )
 
-        def timed_claim(*args, **kwargs):
-            started = time.perf_counter()
-            ids = claim(*args, **kwargs)
-            self.claims.append(time.perf_counter() - started)
-            self.batches.append(len(ids))
-            return ids
+        def timed(function, times, sizes=None, size_of=None):
+            def run(*args, **kwargs):
+                started = time.perf_counter()
+                try:
+                    found = function(*args, **kwargs)
+                finally:
+                    times.append(time.perf_counter() - started)
+                if sizes is not None:
+                    sizes.append(len(size_of(args, found)))
+                return found
 
-        def timed_deliver(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return deliver(*args, **kwargs)
-            finally:
-                self.delivers.append(time.perf_counter() - started)
+            return run
 
-        dispatcher_module.claim, dispatcher_module.deliver = timed_claim, timed_deliver
+        dispatcher_module.claim = timed(claim, self.claims, self.batches, lambda a, f: f)
+        dispatcher_module.attempt = timed(attempt, self.attempts)
+        dispatcher_module.record = timed(record, self.records, self.recorded, lambda a, f: a[0])
 
 
-def serve_dispatchers(database_url, schedule, poll_seconds, count, wake_event, pipe):
-    """Child process, as `referral-hub worker`: the hub's Dispatcher with `count` threads (each
-    with its own app context and connection; FOR UPDATE SKIP LOCKED keeps them off each other's
-    deliveries), woken when the producer sets `wake_event` (None: poll only)."""
+def serve_dispatchers(database_url, schedule, poll_seconds, count, pipe):
+    """Child process, as `referral-hub worker`: the hub's Dispatcher with `count` sending
+    threads, woken by the producer's commits through LISTEN/NOTIFY."""
     app = make_hub(database_url, schedule, poll_seconds, count)
     timings = Timings()
     timings.install()
     dispatcher = app.extensions["hub_dispatcher"]
     dispatcher.start()
-    stop = threading.Event()
-
-    def forward():
-        while not stop.is_set():
-            if wake_event.wait(0.5):
-                wake_event.clear()
-                dispatcher.wake()
-
-    if wake_event is not None:
-        threading.Thread(target=forward, daemon=True).start()
     pipe.send("ready")
     pipe.recv()
-    stop.set()
     dispatcher.stop()
     pipe.send(
         {
             "claims": timings.claims,
             "batches": timings.batches,
-            "delivers": timings.delivers,
+            "attempts": timings.attempts,
+            "records": timings.records,
+            "recorded": timings.recorded,
             "cpu_seconds": time.process_time(),
         }
     )
 
 
 def start_worker(app, args, schedule):
-    """The dispatchers in their own process (their own GIL), and the producer's wake-up."""
+    """The dispatcher in its own process (its own GIL)."""
     context = multiprocessing.get_context("spawn")
-    wake_event = context.Event() if args.wake == "commit" else None
     ours, theirs = context.Pipe()
     worker_args = (
         app.config["SQLALCHEMY_DATABASE_URI"],
         schedule,
         args.poll_seconds,
         args.dispatchers,
-        wake_event,
         theirs,
     )
     process = context.Process(target=serve_dispatchers, args=worker_args, daemon=True)
     process.start()
     if not ours.poll(60) or ours.recv() != "ready":
         raise SystemExit("The dispatcher worker did not start.")
-    app.extensions["hub_dispatcher"] = CrossProcessWake(wake_event) if wake_event else NoWake()
     return process, ours
 
 
@@ -568,11 +538,11 @@ def claim_plan(app):
     """EXPLAIN ANALYZE of the claim query as the dispatcher sends it (lease rows included,
     rolled back at once)."""
     with app.app_context(), db.engine.connect() as connection:
-        compiled = dispatcher_module.claim_query().compile(dialect=db.engine.dialect)
+        compiled = attempts_module.claim_query().compile(dialect=db.engine.dialect)
         params = {
             **compiled.params,
             "moment": datetime.now(UTC),
-            "limit": dispatcher_module.Dispatcher.claim_size,
+            "limit": dispatcher_module.CLAIM_SIZE,
         }
         lines = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", params)
         plan = [row[0] for row in lines]
@@ -797,7 +767,7 @@ def report(args, schedule, app, production, outcome, timings, samples, plans, cp
         f"Callbacks: {production.changes:,} status changes + {production.creations:,} new "
         f"referrals over {args.referrals} referrals in flight, {args.partners} partners "
         f"({failing} answering 503 to {FAILURE_RATE:.0%} of requests); {args.producers} producer "
-        f"thread(s), {args.dispatchers} dispatcher thread(s) in a worker, wake on {args.wake}"
+        f"thread(s), a worker with {args.dispatchers} sending thread(s) woken by LISTEN/NOTIFY"
     )
     print(
         f"  machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -848,14 +818,16 @@ def report(args, schedule, app, production, outcome, timings, samples, plans, cp
     print(f"  waiting for retries is {retry_share(outcome):.0%} of all latency")
     tries = ", ".join(f"{n}: {count:,}" for n, count in sorted(outcome.tries.items()))
     print(f"  tries per delivery -> deliveries: {tries}")
-    if timings["delivers"]:
-        claims, delivers = timings["claims"], timings["delivers"]
+    if timings["attempts"]:
+        claims, records = timings["claims"], timings["records"]
         print(
-            f"Dispatcher: claim median {ms(statistics.median(claims))} ms "
-            f"(p95 {ms(percentile(claims, 0.95))}, {len(claims):,} claims, "
-            f"{statistics.mean(timings['batches']):.1f} per claim); one try median "
-            f"{ms(statistics.median(delivers))} ms (p95 "
-            f"{ms(percentile(delivers, 0.95))}) of which HTTP median "
+            f"Dispatcher: {len(claims):,} claims, median {ms(statistics.median(claims))} ms "
+            f"(p95 {ms(percentile(claims, 0.95))}), {statistics.mean(timings['batches']):.1f} "
+            f"deliveries each; {len(records):,} records, median "
+            f"{ms(statistics.median(records))} ms (p95 {ms(percentile(records, 0.95))}), "
+            f"{statistics.mean(timings['recorded']):.1f} answers each; one attempt median "
+            f"{ms(statistics.median(timings['attempts']))} ms (p95 "
+            f"{ms(percentile(timings['attempts'], 0.95))}) of which HTTP median "
             f"{statistics.median(outcome.http_ms):.0f} ms"
         )
     print(
@@ -907,12 +879,8 @@ def parse_args(argv):
     parser.add_argument(
         "--producers", type=int, default=2, help="producer threads (web workers) sharing --rate"
     )
-    parser.add_argument("--dispatchers", type=int, default=4, help="dispatcher threads")
     parser.add_argument(
-        "--wake",
-        choices=("commit", "poll"),
-        default="commit",
-        help="commit: dispatchers woken after each commit; poll: only every poll interval",
+        "--dispatchers", type=int, default=4, help="sending threads (CALLBACK_DISPATCHER_THREADS)"
     )
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="CALLBACK_POLL_SECONDS")
     parser.add_argument(

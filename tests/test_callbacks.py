@@ -867,6 +867,27 @@ def test_the_background_dispatcher_delivers_right_after_the_commit(app, client, 
                 dispatcher.stop()
 
 
+def test_a_dispatcher_of_another_process_wakes_on_the_commit(client, net, database_url, live_port):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite the dispatcher shares the process")
+    worker = create_app(hub_config(database_url, live_port, CALLBACK_POLL_SECONDS=30))
+    dispatcher = worker.extensions["hub_dispatcher"]  # not the one the commit's process wakes
+    port = free_port()
+    subscription = subscribe(client, net["receiver"], f"http://127.0.0.1:{port}/callbacks")
+    with CallbackReceiver(subscription["secret"], port=port) as receiver:
+        dispatcher.start()
+        try:
+            time.sleep(0.3)  # it listens
+            new_referral(client, net)
+            started = time.monotonic()
+            assert receiver.wait_for(1, timeout=3)
+            assert time.monotonic() - started < 1
+        finally:
+            dispatcher.stop()
+            with worker.app_context():
+                db.engine.dispose()
+
+
 # The dispatcher's limits: leases that outlast attempts, a hard total timeout, faults of its
 # own recorded as attempts, several sending threads
 
@@ -1002,8 +1023,8 @@ def test_several_sending_threads_deliver_everything_once_in_order(app, client, n
     with CallbackReceiver(subscription["secret"], port=port, failure_rate=0.3, seed=3) as receiver:
         dispatcher.start()
         try:
-            expected = 1 if db.engine.dialect.name == "sqlite" else 4
-            assert len(dispatcher._threads) == expected
+            senders = [t for t in threading.enumerate() if t.name.startswith("callback-sender")]
+            assert len(senders) == (1 if db.engine.dialect.name == "sqlite" else 4)
             assert receiver.wait_for(18, timeout=20)
         finally:
             dispatcher.stop()

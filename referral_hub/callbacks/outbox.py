@@ -4,11 +4,14 @@ import uuid
 
 from flask import current_app, has_app_context
 from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from .. import clock
 from ..extensions import db
 from .models import Delivery, Subscription
+
+CHANNEL = "referral_hub_callbacks"  # PostgreSQL NOTIFY channel of commits that enqueued
 
 # Which party hears of which event.
 AUDIENCE = {
@@ -67,6 +70,14 @@ def enqueue(event, referral):
     if count:
         db.session.info["callbacks_enqueued"] = True
     return count
+
+
+@sqlalchemy_event.listens_for(Session, "before_commit")
+def _notify_other_processes(session):
+    """Dispatchers in other processes (`referral-hub worker`) wake on this: PostgreSQL sends a
+    NOTIFY when, and only if, the transaction commits."""
+    if session.info.get("callbacks_enqueued") and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 @sqlalchemy_event.listens_for(Session, "after_commit")
