@@ -20,6 +20,7 @@ from .directory.hsds_cli import directory_cli
 from .directory.schemas import OrganizationView
 from .errors import Problem
 from .extensions import db
+from .partners.cli import partners_cli
 
 cli = FlaskGroup(create_app=create_app, add_version_option=False, help="Referral Hub.")
 
@@ -200,6 +201,7 @@ def demo(host, port, no_serve):
 
 cli.add_command(directory_cli)
 cli.add_command(audit_cli)
+cli.add_command(partners_cli)
 
 
 def main():

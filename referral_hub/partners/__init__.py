@@ -1,0 +1,1 @@
+"""Onboarding partner organisations from the manifests in partners/manifests/."""
