@@ -68,16 +68,20 @@ def enqueue(event, referral):
             )
             count += 1
     if count:
-        db.session.info["callbacks_enqueued"] = True
+        announce()
     return count
 
 
-@sqlalchemy_event.listens_for(Session, "before_commit")
-def _notify_other_processes(session):
-    """Dispatchers in other processes (`referral-hub worker`) wake on this: PostgreSQL sends a
-    NOTIFY when, and only if, the transaction commits."""
-    if session.info.get("callbacks_enqueued") and session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {CHANNEL}"))
+def announce():
+    """Wake the dispatchers once this transaction commits: this process's right after the
+    commit, other processes' (`referral-hub worker`) by a NOTIFY that PostgreSQL delivers when,
+    and only if, it commits. Sent now, not at the commit: the commit's last steps hold the
+    audit chain's lock, and a round trip there would hold up every other change."""
+    if db.session.info.get("callbacks_enqueued"):
+        return
+    db.session.info["callbacks_enqueued"] = True
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 @sqlalchemy_event.listens_for(Session, "after_commit")

@@ -11,7 +11,7 @@ from ..db_types import new_id
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..pagination import paginate
-from . import secrets_store, targets
+from . import outbox, secrets_store, targets
 from .models import Delivery, Subscription
 from .signing import new_secret
 
@@ -114,7 +114,7 @@ def set_paused(principal, subscription_id, paused):
     subscription.disabled_reason = None
     if not paused:
         subscription.failing_since = None
-        db.session.info["callbacks_enqueued"] = True  # what waited goes out after the commit
+        outbox.announce()  # what waited goes out after the commit
     _audit(principal, "subscription.paused" if paused else "subscription.resumed", subscription)
     db.session.flush()
     return subscription
@@ -162,7 +162,7 @@ def replay(principal, subscription_id, delivery_id=None):
         delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, clock.now()
         delivery.leased_until = None
     if found:
-        db.session.info["callbacks_enqueued"] = True
+        outbox.announce()
     _audit(principal, "subscription.replayed", subscription, {"count": len(found)})
     db.session.flush()
     return len(found)
