@@ -23,9 +23,9 @@ from referral_hub.directory.models import (
 from referral_hub.errors import InvalidInput
 from referral_hub.extensions import db
 
+from . import hsds_standard
 from .factories import bearer, coordinator_token, make_org, make_service
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared/standards/hsds-3.0"
 SEED_FILE = Path(__file__).resolve().parents[1] / "directory/seed.json"
 SEED = json.loads(SEED_FILE.read_text(encoding="utf-8"))
 SEED_SERVICES = sum(len(org["services"]) for org in SEED["organizations"])
@@ -56,16 +56,9 @@ DIRECTORY_TABLES = (
 )
 
 
-@functools.cache
-def _schema(name):
-    return json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
-
-
 def assert_valid(instance, name, *pointer):
     """Validate against an HSDS 3.0 schema file, or a part of it named by keys."""
-    if not SCHEMAS.is_dir():
-        pytest.skip(f"HSDS 3.0 schemas not found at {SCHEMAS}")
-    schema = functools.reduce(lambda part, key: part[key], pointer, _schema(name))
+    schema = functools.reduce(lambda part, key: part[key], pointer, hsds_standard.schema(name))
     validator = Draft202012Validator(schema, format_checker=FormatChecker())
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     assert not errors, f"{name}: {errors[0].message} at {list(errors[0].absolute_path)}"
