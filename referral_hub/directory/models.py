@@ -54,6 +54,7 @@ class Service(db.Model):
     __table_args__ = (
         UniqueConstraint("organization_id", "name"),
         Index("ix_services_status_name", "status", "name", "id"),
+        Index("ix_services_coordinates", "latitude", "longitude"),  # near: the box first
     )
 
     id: Mapped[str] = id_column()

@@ -33,10 +33,15 @@ def areas_by_code():
     return found
 
 
-def related_area_codes(code):
-    """Codes a query for this area matches: the area, its ancestors (a service covering the
-    province covers its districts) and, through prefix matching, its descendants."""
-    return [code[:length] for length in range(2, len(code) + 1, 2)]
+@cache
+def matching_area_codes(code):
+    """Codes of the areas a search for this area finds: the area, its province (a service
+    covering the province covers its districts) and its districts. An explicit list, so that an
+    index on the area code serves the search under any database collation."""
+    area = areas_by_code()[code]
+    if area["parent"]:
+        return (code, area["parent"])
+    return (code, *(d["code"] for d in area["districts"]))
 
 
 def is_province(code):

@@ -252,6 +252,11 @@ class LocationView(Schema):
     confidential = fields.Boolean()
 
 
+# Made once: making a schema costs more than dumping a service with it.
+ELIGIBILITY_VIEW = EligibilityView()
+CAPACITY_VIEW = CapacityView()
+
+
 def _areas(service):
     known = reference.areas_by_code()
     return [
@@ -277,8 +282,8 @@ class ServiceView(Schema):
     categories = fields.List(fields.String(), attribute="category_codes")
     areas = fields.Function(_areas)
     languages = fields.List(fields.String(), attribute="language_codes")
-    eligibility = fields.Function(lambda s: EligibilityView().dump(s))
-    capacity = fields.Function(lambda s: CapacityView().dump(s))
+    eligibility = fields.Function(ELIGIBILITY_VIEW.dump)
+    capacity = fields.Function(CAPACITY_VIEW.dump)
     phones = fields.List(fields.Nested(PhoneView))
     contacts = fields.List(fields.Nested(ContactView))
     schedules = fields.List(fields.Nested(ScheduleView))

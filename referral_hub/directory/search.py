@@ -3,6 +3,7 @@
 import math
 
 from sqlalchemy import and_, exists, func, literal, or_, select
+from sqlalchemy.orm import contains_eager
 
 from ..extensions import db
 from ..pagination import paginate
@@ -11,6 +12,7 @@ from .models import Organization, Service, ServiceArea, ServiceCategory, Service
 
 NO_DISTANCE = 1.0e12
 KM_PER_DEGREE = 111.195
+NEAR_RADII = (0.5, 2.0, 8.0)  # degrees: where a search by distance looks before everywhere
 
 
 def _has_link(model, column, values):
@@ -18,16 +20,8 @@ def _has_link(model, column, values):
 
 
 def _area_condition(area_code):
-    """A service matches an area when it covers that area, an ancestor or a descendant of it."""
-    return exists(
-        select(literal(1)).where(
-            ServiceArea.service_id == Service.id,
-            or_(
-                ServiceArea.area_code.in_(reference.related_area_codes(area_code)),
-                ServiceArea.area_code.like(f"{area_code}%"),
-            ),
-        )
-    )
+    """A service matches an area when it covers that area, its province or one of its districts."""
+    return _has_link(ServiceArea, ServiceArea.area_code, reference.matching_area_codes(area_code))
 
 
 def _escape_like(word):
@@ -49,23 +43,36 @@ def _text_condition(text):
 
 class Distance:
     """Squared equirectangular distance, computed the same way in SQL and in Python so the
-    cursor of one page matches the ordering of the next."""
+    cursor of one page matches the ordering of the next: the same operations in the same order
+    (SQL renders a * b * (c * d) as a * b * c * d, so no product is grouped), the same rounding."""
 
     def __init__(self, latitude, longitude):
         self.latitude, self.longitude = latitude, longitude
         self.scale = math.cos(math.radians(latitude))
+        self.scale_squared = self.scale * self.scale
 
     def sql(self):
         dlat = Service.latitude - self.latitude
-        dlon = (Service.longitude - self.longitude) * self.scale
-        return func.coalesce(dlat * dlat + dlon * dlon, NO_DISTANCE)
+        dlon = Service.longitude - self.longitude
+        return func.coalesce(dlat * dlat + dlon * dlon * self.scale_squared, NO_DISTANCE)
+
+    def within(self, radius):
+        """Services at most `radius` degrees away: the box lets the index on the coordinates
+        find them (a little wider, so rounding never drops one on the edge), the distance keeps
+        exactly those inside the radius."""
+        dlat, dlon = radius * 1.01, radius * 1.01 / self.scale
+        return and_(
+            Service.latitude.between(self.latitude - dlat, self.latitude + dlat),
+            Service.longitude.between(self.longitude - dlon, self.longitude + dlon),
+            self.sql() <= radius * radius,
+        )
 
     def of(self, service):
         if service.latitude is None or service.longitude is None:
             return NO_DISTANCE
         dlat = service.latitude - self.latitude
-        dlon = (service.longitude - self.longitude) * self.scale
-        return dlat * dlat + dlon * dlon
+        dlon = service.longitude - self.longitude
+        return dlat * dlat + dlon * dlon * self.scale_squared
 
     def km(self, service):
         value = self.of(service)
@@ -74,7 +81,12 @@ class Distance:
 
 def search_services(filters, page_args):
     """Services matching every given filter, a page at a time, in a stable order."""
-    query = select(Service).join(Organization).where(Organization.status == "active")
+    query = (
+        select(Service)
+        .join(Service.organization)
+        .where(Organization.status == "active")
+        .options(contains_eager(Service.organization))
+    )
     query = query.where(Service.status.in_(filters.get("status") or ["active"]))
     if filters.get("category"):
         query = query.where(_has_link(ServiceCategory, ServiceCategory.code, filters["category"]))
@@ -104,14 +116,25 @@ def search_services(filters, page_args):
     near = filters.get("near")
     if near:
         distance = Distance(*near)
-        ordering = f"services.near:{distance.latitude},{distance.longitude}"
-        services, cursor = paginate(
-            query, distance.sql(), Service.id, page_args, sort_value=distance.of, ordering=ordering
-        )
+        services, cursor = _nearest_first(query, distance, page_args)
     else:
         services, cursor = paginate(query, Service.name, Service.id, page_args)
         distance = None
     return [_hit(service, filters, area, distance) for service in services], cursor
+
+
+def _nearest_first(query, distance, page_args):
+    """A page in order of distance, looked for within growing radii before everywhere. A page
+    with more after it, found within a radius, is the page of the whole directory: every service
+    inside the radius is nearer than every service outside."""
+    ordering = f"services.near:{distance.latitude},{distance.longitude}"
+    for radius in (*NEAR_RADII, None):
+        within = query if radius is None else query.where(distance.within(radius))
+        services, cursor = paginate(
+            within, distance.sql(), Service.id, page_args, sort_value=distance.of, ordering=ordering
+        )
+        if cursor or radius is None:
+            return services, cursor
 
 
 def _hit(service, filters, area, distance):
@@ -120,8 +143,8 @@ def _hit(service, filters, area, distance):
     if filters.get("category"):
         match["categories"] = sorted(set(service.category_codes) & set(filters["category"]))
     if area:
-        related = set(reference.related_area_codes(area))
-        match["areas"] = [c for c in service.area_codes if c in related or c.startswith(area)]
+        related = set(reference.matching_area_codes(area))
+        match["areas"] = [c for c in service.area_codes if c in related]
     if filters.get("q"):
         match["text"] = filters["q"]
     hit = {"service": service, "match": match}
