@@ -91,6 +91,11 @@ class TooManyRequests(Problem):
         super().__init__(detail, headers={"Retry-After": str(int(retry_after))})
 
 
+def _text(message):
+    """A message as text; one built from values stays itself, for the pages to translate it."""
+    return message if isinstance(message, str) else str(message)
+
+
 def field_errors(messages, prefix=""):
     """Flatten marshmallow's nested messages into [{field, message}] pairs."""
     flat = []
@@ -100,7 +105,7 @@ def field_errors(messages, prefix=""):
             flat.extend(field_errors(value, field))
         else:
             for message in value if isinstance(value, list) else [value]:
-                flat.append({"field": field, "message": str(message)})
+                flat.append({"field": field, "message": _text(message)})
     return flat
 
 

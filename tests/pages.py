@@ -1,6 +1,25 @@
 """Signing in to the pages and sending their forms, as a browser would."""
 
-from .factories import csrf_from, make_org, make_user, sign_in
+import re
+
+from .factories import csrf_from, make_org, make_service, make_user, sign_in
+from .referral_fixtures import CASE_NOTE, FAMILY_NAME, GIVEN_NAME, PHONE
+
+REFERRAL_FORM = {
+    "urgency": "high",
+    "needs": "detox",
+    "subject.sex": "male",
+    "subject.age": "16",
+    "subject.province": "17",
+    "subject.identity.given_name": GIVEN_NAME,
+    "subject.identity.family_name": FAMILY_NAME,
+    "subject.contact.phone": PHONE,
+    "subject.case_history.reason": CASE_NOTE,
+    "consent.given_by": "guardian",
+    "consent.method": "thumbprint",
+    "consent.obtained_at": "2026-01-10T09:30",
+    "consent.categories": ["identity", "contact"],
+}
 
 
 def signed_in(app, roles=("caseworker",), organization=None, provinces=(), language=None):
@@ -23,3 +42,41 @@ def submit(browser, page_url, action_url=None, **fields):
 
 def text(response):
     return response.get_data(as_text=True)
+
+
+def two_partners(app, language="en"):
+    """Caseworkers of a sending and of a receiving organisation, and the receiver's detox
+    service for boys of 12 to 18 in Siem Reap (beside its legal aid desk in Phnom Penh)."""
+    sender_org, receiver_org = make_org(province="17"), make_org(province="17")
+    detox = make_service(
+        receiver_org,
+        name="Water Lily Detox",
+        categories=["detox"],
+        areas=["17"],
+        minimum_age=12,
+        maximum_age=18,
+        eligibility_sex="male",
+    )
+    make_service(receiver_org, name="Legal Aid Desk", categories=["legal_aid"], areas=["12"])
+    sender, _ = signed_in(app, organization=sender_org, language=language)
+    receiver, _ = signed_in(app, organization=receiver_org, language=language)
+    return sender, receiver, detox
+
+
+def send_referral(sender, service, **changes):
+    """Send the referral form of `service`, `changes` replacing fields of REFERRAL_FORM."""
+    return submit(sender, f"/services/{service.id}/refer", **{**REFERRAL_FORM, **changes})
+
+
+def referral_id_of(response):
+    """The referral a response sends the browser to."""
+    return re.search(r"/referrals/([0-9a-f-]{36})", response.headers["Location"]).group(1)
+
+
+def change_status(browser, referral_id, status, **fields):
+    """Press a referral page's button moving it to `status`, with the version the page shows."""
+    url = f"/referrals/{referral_id}"
+    page = text(browser.get(url))
+    version = re.search(r'name="version" value="(\d+)"', page).group(1)
+    fields = {"csrf_token": csrf_from(page), "version": version, "status": status, **fields}
+    return browser.post(f"{url}/status", data=fields)

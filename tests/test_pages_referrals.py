@@ -7,54 +7,20 @@ from referral_hub.extensions import db
 from referral_hub.referrals.models import Referral
 
 from .factories import make_org, make_service
-from .pages import signed_in, submit, text
-from .referral_fixtures import CASE_NOTE, FAMILY_NAME, GIVEN_NAME, PHONE
-
-FORM = {
-    "urgency": "high",
-    "needs": "detox",
-    "subject.sex": "male",
-    "subject.age": "16",
-    "subject.province": "17",
-    "subject.identity.given_name": GIVEN_NAME,
-    "subject.identity.family_name": FAMILY_NAME,
-    "subject.contact.phone": PHONE,
-    "subject.case_history.reason": CASE_NOTE,
-    "consent.given_by": "guardian",
-    "consent.method": "thumbprint",
-    "consent.obtained_at": "2026-01-10T09:30",
-    "consent.categories": ["identity", "contact"],
-}
-
-
-def _two_partners(app):
-    sender_org, receiver_org = make_org(province="17"), make_org(province="17")
-    detox = make_service(
-        receiver_org,
-        name="Water Lily Detox",
-        categories=["detox"],
-        areas=["17"],
-        minimum_age=12,
-        maximum_age=18,
-        eligibility_sex="male",
-    )
-    make_service(receiver_org, name="Legal Aid Desk", categories=["legal_aid"], areas=["12"])
-    sender, _ = signed_in(app, organization=sender_org, language="en")
-    receiver, _ = signed_in(app, organization=receiver_org, language="en")
-    return sender, receiver, detox
-
-
-def _send(sender, service, **changes):
-    url = f"/services/{service.id}/refer"
-    return submit(sender, url, **{**FORM, **changes})
-
-
-def _referral_id(response):
-    return re.search(r"/referrals/([0-9a-f-]{36})", response.headers["Location"]).group(1)
+from .pages import (
+    REFERRAL_FORM,
+    referral_id_of,
+    send_referral,
+    signed_in,
+    submit,
+    text,
+    two_partners,
+)
+from .referral_fixtures import CASE_NOTE, GIVEN_NAME, PHONE
 
 
 def test_find_filters_by_category_area_age_and_accepting(app):
-    sender, _receiver, detox = _two_partners(app)
+    sender, _receiver, detox = two_partners(app)
     page = text(sender.get("/find?category=detox&district=1701&age=16&sex=male&accepting=true"))
     assert "Water Lily Detox" in page and "Legal Aid Desk" not in page
     assert f"/services/{detox.id}/refer" in page
@@ -62,16 +28,16 @@ def test_find_filters_by_category_area_age_and_accepting(app):
 
 
 def test_find_shows_bad_filters_next_to_the_field(app):
-    sender, _receiver, _detox = _two_partners(app)
+    sender, _receiver, _detox = two_partners(app)
     page = text(sender.get("/find?age=-3&province=99"))
     assert 'id="age-error"' in page and 'id="province-error"' in page
 
 
 def test_a_referral_is_sent_then_answered_and_both_sides_see_it(app):
-    sender, receiver, detox = _two_partners(app)
-    response = _send(sender, detox)
+    sender, receiver, detox = two_partners(app)
+    response = send_referral(sender, detox)
     assert response.status_code == 302, text(response)
-    referral_id = _referral_id(response)
+    referral_id = referral_id_of(response)
     home = text(receiver.get("/home"))
     assert f"/referrals/{referral_id}" in home.split('id="awaiting-list"')[1]
     assert GIVEN_NAME not in home  # lists never carry names
@@ -97,8 +63,10 @@ def test_a_referral_is_sent_then_answered_and_both_sides_see_it(app):
 
 
 def test_a_form_sent_back_with_errors_keeps_what_was_typed(app):
-    sender, _receiver, detox = _two_partners(app)
-    response = _send(sender, detox, **{"subject.age": "9", "consent.categories": ["contact"]})
+    sender, _receiver, detox = two_partners(app)
+    response = send_referral(
+        sender, detox, **{"subject.age": "9", "consent.categories": ["contact"]}
+    )
     assert response.status_code == 422
     page = text(response)
     assert f'value="{GIVEN_NAME}"' in page and f'value="{PHONE}"' in page
@@ -107,14 +75,14 @@ def test_a_form_sent_back_with_errors_keeps_what_was_typed(app):
 
 
 def test_an_unknown_field_value_is_shown_at_its_field(app):
-    sender, _receiver, detox = _two_partners(app)
-    page = text(_send(sender, detox, **{"consent.method": "telepathy"}))
+    sender, _receiver, detox = two_partners(app)
+    page = text(send_referral(sender, detox, **{"consent.method": "telepathy"}))
     assert 'id="consent.method-error"' in page
 
 
 def test_a_stale_version_is_refused_and_the_page_says_why(app):
-    sender, receiver, detox = _two_partners(app)
-    referral_id = _referral_id(_send(sender, detox))
+    sender, receiver, detox = two_partners(app)
+    referral_id = referral_id_of(send_referral(sender, detox))
     url = f"/referrals/{referral_id}"
     submit(receiver, url, f"{url}/status", status="received", version="1")
     response = submit(receiver, url, f"{url}/status", status="accepted", version="1")
@@ -124,8 +92,8 @@ def test_a_stale_version_is_refused_and_the_page_says_why(app):
 
 
 def test_only_allowed_actions_are_offered(app):
-    sender, receiver, detox = _two_partners(app)
-    referral_id = _referral_id(_send(sender, detox))
+    sender, receiver, detox = two_partners(app)
+    referral_id = referral_id_of(send_referral(sender, detox))
     sender_page = text(sender.get(f"/referrals/{referral_id}"))
     assert 'value="withdrawn"' in sender_page and 'value="accepted"' not in sender_page
     receiver_page = text(receiver.get(f"/referrals/{referral_id}"))
@@ -134,8 +102,8 @@ def test_only_allowed_actions_are_offered(app):
 
 
 def test_the_receiver_cannot_make_the_senders_moves(app):
-    sender, receiver, detox = _two_partners(app)
-    referral_id = _referral_id(_send(sender, detox))
+    sender, receiver, detox = two_partners(app)
+    referral_id = referral_id_of(send_referral(sender, detox))
     url = f"/referrals/{referral_id}"
     submit(receiver, url, f"{url}/status", status="withdrawn", version="1")
     assert db.session.get(Referral, referral_id).status == "sent"
@@ -145,8 +113,8 @@ def test_the_receiver_cannot_make_the_senders_moves(app):
 
 
 def test_withdrawing_consent_hides_personal_data_from_the_receiver(app):
-    sender, receiver, detox = _two_partners(app)
-    referral_id = _referral_id(_send(sender, detox))
+    sender, receiver, detox = two_partners(app)
+    referral_id = referral_id_of(send_referral(sender, detox))
     url = f"/referrals/{referral_id}"
     submit(sender, url, f"{url}/consent/withdraw")
     page = text(receiver.get(url))
@@ -154,8 +122,8 @@ def test_withdrawing_consent_hides_personal_data_from_the_receiver(app):
 
 
 def test_other_organisations_get_a_404_page(app):
-    sender, _receiver, detox = _two_partners(app)
-    referral_id = _referral_id(_send(sender, detox))
+    sender, _receiver, detox = two_partners(app)
+    referral_id = referral_id_of(send_referral(sender, detox))
     stranger, _ = signed_in(app, language="en")
     response = stranger.get(f"/referrals/{referral_id}")
     assert response.status_code == 404 and response.content_type.startswith("text/html")
@@ -163,8 +131,8 @@ def test_other_organisations_get_a_404_page(app):
 
 
 def test_posting_without_csrf_token_changes_nothing(app):
-    sender, _receiver, detox = _two_partners(app)
-    response = sender.post(f"/services/{detox.id}/refer", data=FORM)
+    sender, _receiver, detox = two_partners(app)
+    response = sender.post(f"/services/{detox.id}/refer", data=REFERRAL_FORM)
     assert response.status_code == 403
     assert db.session.query(Referral).count() == 0
 
@@ -202,19 +170,19 @@ def test_pages_need_a_signed_in_user(client):
 
 
 def test_sending_twice_with_the_same_form_makes_one_referral(app):
-    sender, _receiver, detox = _two_partners(app)
-    first = _send(sender, detox, idempotency_key="form-1")
-    second = _send(sender, detox, idempotency_key="form-1")
-    assert _referral_id(first) == _referral_id(second)
+    sender, _receiver, detox = two_partners(app)
+    first = send_referral(sender, detox, idempotency_key="form-1")
+    second = send_referral(sender, detox, idempotency_key="form-1")
+    assert referral_id_of(first) == referral_id_of(second)
     assert db.session.query(Referral).count() == 1
 
 
 def test_khmer_readers_get_khmer_labels_errors_and_dates(app):
-    sender, receiver, detox = _two_partners(app)
+    sender, receiver, detox = two_partners(app)
     sender.set_cookie("hub_lang", "km")
-    page = text(_send(sender, detox, **{"consent.categories": ["contact"]}))
+    page = text(send_referral(sender, detox, **{"consent.categories": ["contact"]}))
     assert "មានព័ត៌មានអត្តសញ្ញាណ" in page  # the consent rule's message, in Khmer
-    referral_id = _referral_id(_send(sender, detox))
+    referral_id = referral_id_of(send_referral(sender, detox))
     receiver.set_cookie("hub_lang", "km")
     page = text(receiver.get(f"/referrals/{referral_id}"))
     assert "មិនបានចែករំលែក (គ្មានការយល់ព្រម)" in page
@@ -222,11 +190,13 @@ def test_khmer_readers_get_khmer_labels_errors_and_dates(app):
 
 
 def test_a_child_outside_the_age_range_is_referred_with_a_reason(app):
-    sender, receiver, detox = _two_partners(app)
-    refused = _send(sender, detox, **{"subject.age": "9"})
+    sender, receiver, detox = two_partners(app)
+    refused = send_referral(sender, detox, **{"subject.age": "9"})
     assert refused.status_code == 422
     assert 'id="subject.age-error"' in text(refused)
     reason = "Only detox centre within a day of travel; the boy is 9 and dependent."
-    sent = _send(sender, detox, **{"subject.age": "9", "eligibility_override.reason": reason})
+    sent = send_referral(
+        sender, detox, **{"subject.age": "9", "eligibility_override.reason": reason}
+    )
     assert sent.status_code == 302, text(sent)
-    assert reason in text(receiver.get(f"/referrals/{_referral_id(sent)}"))
+    assert reason in text(receiver.get(f"/referrals/{referral_id_of(sent)}"))

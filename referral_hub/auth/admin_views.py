@@ -15,6 +15,8 @@ from ..errors import Conflict, InvalidInput
 from ..extensions import db
 from ..web.error_pages import page_blueprint
 from ..web.forms import form_errors
+from ..web.labels import role_labels
+from ..web.messages import translate
 from ..web.pages import list_and_form, shown_once
 from ..web.session import signed_in
 from . import service
@@ -24,12 +26,6 @@ from .schemas import ClientCreate, UserCreate, UserUpdate
 
 bp = page_blueprint("admin_pages", __name__, url_prefix="/admin")
 ADMINS = ("org_admin", "coordinator")
-ROLE_NAMES = {
-    "caseworker": _l("Caseworker"),
-    "org_admin": _l("Organisation admin"),
-    "coordinator": _l("Network coordinator"),
-    "focal_point": _l("Government focal point"),
-}
 GRANT_NAMES = {
     "client_credentials": _l("A system acting for the organisation (client credentials)"),
     "authorization_code": _l("People sign in through the system (authorization code)"),
@@ -48,7 +44,7 @@ AUTH_METHOD_NAMES = {
 
 def _grantable_roles(principal):
     reserved = () if principal.has_role("coordinator") else service.ROLES_ONLY_COORDINATORS_GRANT
-    return [(role, ROLE_NAMES[role]) for role in ROLES if role not in reserved]
+    return [(role, role_labels()[role]) for role in ROLES if role not in reserved]
 
 
 def _provinces(text):
@@ -75,7 +71,6 @@ def _users_page(principal, values, errors, status=200):
         (values, errors),
         status,
         roles=_grantable_roles(principal),
-        role_names=ROLE_NAMES,
         may_grant_provinces=principal.has_role("coordinator"),
     )
 
@@ -115,7 +110,6 @@ def _user_page(principal, user, values, errors, status=200):
         person=user,
         roles=roles,
         locked_roles=set(user.roles) - {role for role, _name in roles},
-        role_names=ROLE_NAMES,
         may_grant_provinces=principal.has_role("coordinator"),
         is_self=user.id == principal.user_id,
         values=values,
@@ -165,7 +159,7 @@ def set_active(user_id, principal):
         )
     except Conflict as exc:
         db.session.rollback()
-        flash(_(exc.detail), "error")
+        flash(translate(exc.detail), "error")
         return redirect(url_for(".user", user_id=user_id))
     db.session.commit()
     message = (

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from flask import g, request
 
 from ..errors import Forbidden, InsufficientScope, Unauthorized
+from ..messages import N_
 from . import tokens
 
 
@@ -35,7 +36,7 @@ class Principal:
 
     def require_role(self, *roles):
         if not self.has_role(*roles):
-            raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+            raise Forbidden(N_("This needs one of the roles: %(roles)s.", roles=roles))
 
 
 def actor(principal):

@@ -7,6 +7,7 @@ from ..audit import service as audit
 from ..directory.models import Organization
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
+from ..messages import N_
 from ..pagination import paginate
 from ..persistence import flush_or_conflict
 from . import revocation, throttle
@@ -78,7 +79,9 @@ def _check_roles(principal, roles, provinces):
     if principal is not None and not principal.has_role("coordinator"):
         reserved = ROLES_ONLY_COORDINATORS_GRANT.intersection(roles)
         if reserved:
-            raise Forbidden(f"Only network coordinators may grant: {', '.join(sorted(reserved))}.")
+            raise Forbidden(
+                N_("Only network coordinators may grant: %(roles)s.", roles=sorted(reserved))
+            )
     bad = [code for code in provinces if not PROVINCE_CODE.match(code)]
     if bad:
         raise InvalidInput(

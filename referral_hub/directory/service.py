@@ -8,6 +8,7 @@ from ..audit import service as audit
 from ..auth.principal import actor
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db
+from ..messages import N_
 from ..pagination import paginate
 from ..persistence import flush_or_conflict
 from . import reference
@@ -164,7 +165,7 @@ def _refuse_fields(changes, allowed):
     refused = sorted(set(changes) - allowed)
     if refused:
         raise Forbidden(
-            f"You may not change: {', '.join(refused)}.",
+            N_("You may not change: %(fields)s.", fields=refused),
             errors=[{"field": field, "message": "Not yours to change."} for field in refused],
         )
 

@@ -3,6 +3,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..directory.schemas import PROVINCE_CODE
+from ..messages import N_
 from .models import (
     CONSENT_GIVERS,
     CONSENT_METHODS,
@@ -110,7 +111,7 @@ def _csv_of(options):
     def parse(value):
         values = [part for part in value.split(",") if part]
         if not values or set(values) - set(options):
-            raise ValidationError(f"One or more of {', '.join(options)}.")
+            raise ValidationError(N_("One or more of %(options)s.", options=options))
         return values
 
     return parse

@@ -18,6 +18,7 @@ from ..directory import reference
 from ..directory.models import Service
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from ..extensions import db
+from ..messages import N_
 from ..pagination import paginate
 from . import visibility
 from .models import (
@@ -88,17 +89,23 @@ def _eligibility_problems(service, subject, today):
     age = _subject_age(subject, today)
     if service.minimum_age is not None and age < service.minimum_age:
         problems.append(
-            {"field": "subject.age", "message": f"The service starts at {service.minimum_age}."}
+            {
+                "field": "subject.age",
+                "message": N_("The service starts at %(age)s.", age=service.minimum_age),
+            }
         )
     if service.maximum_age is not None and age > service.maximum_age:
         problems.append(
-            {"field": "subject.age", "message": f"The service ends at {service.maximum_age}."}
+            {
+                "field": "subject.age",
+                "message": N_("The service ends at %(age)s.", age=service.maximum_age),
+            }
         )
     if service.eligibility_sex and subject["sex"] != service.eligibility_sex:
         problems.append(
             {
                 "field": "subject.sex",
-                "message": f"The service is for {service.eligibility_sex} subjects.",
+                "message": N_("The service is for %(sex)s subjects.", sex=service.eligibility_sex),
             }
         )
     return problems
@@ -364,7 +371,10 @@ def _check_version(referral, expected_version):
         raise PreconditionRequired("Send If-Match with the referral's version (its ETag).")
     if expected_version != referral.version:
         raise PreconditionFailed(
-            f"The referral is at version {referral.version}; reload it and try again.",
+            N_(
+                "The referral is at version %(version)s; reload it and try again.",
+                version=referral.version,
+            ),
             current_version=referral.version,
         )
 
@@ -380,6 +390,12 @@ def _save(referral):
 
 def allowed_transitions(standing, status):
     return sorted(to for (frm, to), who in TRANSITIONS.items() if frm == status and who == standing)
+
+
+def _allowed_now(allowed):
+    if not allowed:
+        return "Nothing else may be done with it now."
+    return N_("Allowed now: %(statuses)s.", statuses=allowed)
 
 
 def change_status(
@@ -399,15 +415,18 @@ def change_status(
     if TRANSITIONS.get((referral.status, status)) != standing:
         allowed = allowed_transitions(standing, referral.status)
         raise Conflict(
-            f"A {standing} cannot move a referral from {referral.status} to {status}.",
-            errors=[
-                {"field": "status", "message": f"Allowed now: {', '.join(allowed) or 'none'}."}
-            ],
+            N_(
+                "A %(standing)s cannot move a referral from %(current)s to %(status)s.",
+                standing=standing,
+                current=referral.status,
+                status=status,
+            ),
+            errors=[{"field": "status", "message": _allowed_now(allowed)}],
             allowed=allowed,
         )
     if status == "declined" and reason not in DECLINE_REASONS:
         raise _field_error(
-            "reason", f"A decline needs a reason: one of {', '.join(DECLINE_REASONS)}."
+            "reason", N_("A decline needs a reason: one of %(reasons)s.", reasons=DECLINE_REASONS)
         )
     if status == "completed" and outcome is None:
         raise _field_error("outcome", "A completion needs an outcome.")

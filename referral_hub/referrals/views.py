@@ -16,6 +16,7 @@ from ..extensions import db
 from ..web import forms, localize
 from ..web.error_pages import page_blueprint
 from ..web.labels import status_labels
+from ..web.messages import translate
 from ..web.session import signed_in
 from . import service
 from .models import PERSONAL_CATEGORIES
@@ -198,7 +199,7 @@ def _back_to(referral_id, problem=None):
     if problem is not None:
         db.session.rollback()
         messages = [problem.detail, *(e["message"] for e in problem.errors or [])]
-        flash(" ".join(_(m) for m in messages), "error")
+        flash(" ".join(translate(m) for m in messages), "error")
     return redirect(url_for(".referral_page", referral_id=referral_id))
 
 

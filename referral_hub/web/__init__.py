@@ -1,11 +1,11 @@
 """Server-rendered pages in Khmer and English, built on the same service functions as the API."""
 
 from flask import g, request
-from flask_babel import get_locale, gettext
+from flask_babel import get_locale
 
 from .. import clock
 from ..csrf import csrf_token
-from . import error_pages, i18n, labels, localize, navigation
+from . import error_pages, i18n, labels, localize, messages, navigation
 
 
 def _page_globals():
@@ -23,6 +23,6 @@ def configure(app):
     app.before_request(error_pages.mark_unknown_path)
     app.context_processor(_page_globals)
     app.jinja_env.globals["csrf_token"] = csrf_token
-    app.jinja_env.filters["translate_message"] = gettext
+    app.jinja_env.filters["translate_message"] = messages.translate
     app.jinja_env.globals.update(localize.HELPERS, **labels.HELPERS, now=clock.now)
     app.register_blueprint(i18n.bp)

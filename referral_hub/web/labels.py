@@ -25,6 +25,20 @@ def status_labels():
     }
 
 
+def role_labels():
+    return {
+        "caseworker": _("Caseworker"),
+        "org_admin": _("Organisation admin"),
+        "coordinator": _("Network coordinator"),
+        "focal_point": _("Government focal point"),
+    }
+
+
+def standing_labels():
+    """Which side of a referral someone is on, as a rule's message names it."""
+    return {"sender": _("sender"), "receiver": _("receiver")}
+
+
 def urgency_labels():
     return {"emergency": _("Emergency"), "high": _("High"), "normal": _("Normal")}
 
@@ -166,9 +180,23 @@ def personal_field_labels():
     }
 
 
+def code_labels():
+    """The codes a rule's message may be built from (statuses, roles...), by their label."""
+    return {
+        **decline_reason_labels(),
+        **outcome_labels(),
+        **sex_labels(),
+        **urgency_labels(),
+        **status_labels(),
+        **role_labels(),
+        **standing_labels(),
+    }
+
+
 HELPERS = {
     "capacity_labels": capacity_labels,
     "status_labels": status_labels,
+    "role_labels": role_labels,
     "urgency_labels": urgency_labels,
     "urgency_hints": urgency_hints,
     "sex_labels": sex_labels,

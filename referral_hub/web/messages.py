@@ -1,11 +1,29 @@
 """Messages written in the rules, the settings and marshmallow that the pages show.
 
-They stay in English in the code and the API; the pages pass them through gettext when they
-show them. Listing them here puts them in the Khmer catalog, and a test checks each one still
-exists where it comes from.
+They stay in English in the code and the API; the pages pass them through `translate` when
+they show them. Fixed ones are listed here, which puts them in the Khmer catalog, and a test
+checks each one still exists where it comes from. Those built from values are `N_` messages
+(`referral_hub.messages`), which Babel finds where they are written.
 """
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+
+from ..messages import Message, spelled
+from .labels import code_labels
+
+
+def translate(message):
+    """A message of the rules in the page's language, its codes named by their labels."""
+    if not isinstance(message, Message):
+        return gettext(message)
+    labels = code_labels()
+
+    def name(value):
+        return labels.get(value, value) if isinstance(value, str) else value
+
+    return gettext(message.msgid, **{k: spelled(v, name) for k, v in message.values.items()})
+
 
 SHOWN_ON_PAGES = (
     # config.SCOPES, on the approval and API client pages
@@ -59,6 +77,8 @@ SHOWN_ON_PAGES = (
     _l("Only the sending organisation records a withdrawal of consent."),
     _l("Consent has been withdrawn already."),
     _l("Another change was saved first; reload the referral."),
+    _l("Nothing else may be done with it now."),
+    _l("Not yours to change."),
     _l("The form has expired or did not come from this site; reload the page and try again."),
     # marshmallow
     _l("Missing data for required field."),
