@@ -85,7 +85,8 @@ def _check_roles(principal, roles, provinces):
     bad = [code for code in provinces if not PROVINCE_CODE.match(code)]
     if bad:
         raise InvalidInput(
-            "Unknown province codes.", errors=[{"field": "provinces", "message": f"Unknown: {bad}"}]
+            "Unknown province codes.",
+            errors=[{"field": "provinces", "message": N_("Unknown: %(codes)s", codes=bad)}],
         )
     if "focal_point" in roles and not provinces:
         raise InvalidInput(

@@ -175,10 +175,14 @@ def _check_service_values(values, current=None):
     errors = []
     unknown = reference.unknown_categories(values.get("categories", []))
     if unknown:
-        errors.append({"field": "categories", "message": f"Unknown categories: {unknown}"})
+        errors.append(
+            {"field": "categories", "message": N_("Unknown categories: %(codes)s", codes=unknown)}
+        )
     unknown = reference.unknown_areas(values.get("areas", []))
     if unknown:
-        errors.append({"field": "areas", "message": f"Unknown area codes: {unknown}"})
+        errors.append(
+            {"field": "areas", "message": N_("Unknown area codes: %(codes)s", codes=unknown)}
+        )
     minimum = values.get("minimum_age", current.minimum_age if current else None)
     maximum = values.get("maximum_age", current.maximum_age if current else None)
     if minimum is not None and maximum is not None and minimum > maximum:

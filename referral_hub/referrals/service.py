@@ -130,11 +130,13 @@ def _check_consent(consent, urgency, subject, moment):
 def _check_references(data):
     unknown = reference.unknown_categories(data["needs"])
     if unknown:
-        raise _field_error("needs", f"Unknown categories: {unknown}")
+        raise _field_error("needs", N_("Unknown categories: %(codes)s", codes=unknown))
     subject = data["subject"]
     for field in ("province", "district"):
         if field in subject and subject[field] not in reference.areas_by_code():
-            raise _field_error(f"subject.{field}", f"Unknown area code {subject[field]!r}.")
+            raise _field_error(
+                f"subject.{field}", N_("Unknown area code %(code)s.", code=subject[field])
+            )
 
 
 def create_referral(principal, data, idempotency_key=None):
