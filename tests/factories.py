@@ -11,6 +11,7 @@ import requests
 
 from referral_hub.auth import service as auth_service
 from referral_hub.directory import service as directory_service
+from referral_hub.directory.models import Location, ServiceAtLocation
 from referral_hub.extensions import db
 
 PASSWORD = "correct horse battery staple"
@@ -158,6 +159,21 @@ def make_service(organization, **values):
     service = directory_service.create_service(None, organization.id, values)
     db.session.commit()
     return service
+
+
+def add_location(service, name, address, confidential=False):
+    """A place where `service` is given; a confidential one is a safe house."""
+    location = Location(
+        organization_id=service.organization_id,
+        name=name,
+        address=address,
+        confidential=confidential,
+    )
+    db.session.add(location)
+    db.session.flush()
+    db.session.add(ServiceAtLocation(service_id=service.id, location_id=location.id))
+    db.session.commit()
+    return location
 
 
 def coordinator_token(app, scope="directory:read directory:write"):

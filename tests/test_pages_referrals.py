@@ -2,11 +2,10 @@
 
 import re
 
-from referral_hub.directory.models import Location, ServiceAtLocation
 from referral_hub.extensions import db
 from referral_hub.referrals.models import Referral
 
-from .factories import make_org, make_service
+from .factories import add_location, make_org, make_service
 from .pages import (
     REFERRAL_FORM,
     referral_id_of,
@@ -138,18 +137,8 @@ def test_posting_without_csrf_token_changes_nothing(app):
 
 
 def _safe_house():
-    owner = make_org()
-    service = make_service(owner, name="Safe House")
-    house = Location(
-        organization_id=owner.id,
-        name="Girls shelter",
-        address="Street 99, house 7",
-        confidential=True,
-    )
-    db.session.add(house)
-    db.session.flush()
-    db.session.add(ServiceAtLocation(service_id=service.id, location_id=house.id))
-    db.session.commit()
+    service = make_service(make_org(), name="Safe House")
+    add_location(service, "Girls shelter", "Street 99, house 7", confidential=True)
     return service
 
 

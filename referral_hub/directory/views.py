@@ -14,11 +14,14 @@ from .schemas import SEXES, SearchArgs
 
 bp = page_blueprint("directory_pages", __name__)
 FILTERS = ("category", "province", "district", "age", "sex", "language", "accepting", "q")
+# Fewer than the API's 50: a page of results in Khmer must stay well under 100 KB on a phone.
+PAGE_SIZE = 20
 
 
 def _search_args(form):
     """The filters as the API takes them (categories as one comma-separated value)."""
     args = {k: form.get(k) for k in FILTERS if k != "category" and form.get(k)}
+    args["limit"] = PAGE_SIZE
     if form.getlist("category"):
         args["category"] = ",".join(form.getlist("category"))
     if form.get("cursor"):
