@@ -1,19 +1,30 @@
 """What every page shares: sign-in, language, errors, CSRF, the menu by role."""
 
 import re
+import uuid
+from urllib.parse import parse_qs, urlsplit
 
 from referral_hub.audit.models import AuditEntry
 from referral_hub.extensions import db
 
-from .factories import PASSWORD, make_org, make_user, sign_in
-from .pages import signed_in, submit, text
+from .factories import PASSWORD, add_location, make_org, make_service, make_user, sign_in
+from .pages import referral_id_of, send_referral, signed_in, submit, text
+from .test_pages_callbacks import add_subscription, delivery
+
+PUBLIC_PAGES = {"/login"}
 
 
-def test_pages_need_signing_in(client):
-    response = client.get("/", headers={"Accept": "text/html"})
-    assert response.status_code == 302
-    follow = client.get(response.headers["Location"], headers={"Accept": "text/html"})
-    assert "/login" in follow.request.path or follow.status_code in (200, 302)
+def test_pages_need_signing_in(app, client):
+    routes = _page_routes(app, with_arguments=True)
+    assert {"/home", "/referrals/<uuid:referral_id>", "/admin/users"} <= set(routes)
+    for route in routes:
+        if route in PUBLIC_PAGES:
+            continue
+        path = re.sub(r"<uuid:\w+>", str(uuid.uuid4()), route)
+        response = client.get(path, headers={"Accept": "text/html"})
+        assert response.status_code == 302, route
+        target = urlsplit(response.headers["Location"])
+        assert target.path == "/login" and parse_qs(target.query) == {"next": [path]}, route
 
 
 def test_language_is_chosen_remembered_and_used(app):
@@ -69,8 +80,8 @@ def test_session_cookie_is_httponly_and_samesite(app):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def _page_routes(app):
-    """Every page a GET without parameters opens: the rules of the page blueprints."""
+def _page_routes(app, with_arguments=False):
+    """The rules of the page blueprints a GET opens; those with arguments only if asked."""
     from referral_hub.web import error_pages
 
     pages = {
@@ -81,39 +92,87 @@ def _page_routes(app):
         for rule in app.url_map.iter_rules()
         if rule.endpoint.split(".")[0] in pages
         and "GET" in rule.methods
-        and not rule.arguments
+        and (with_arguments or not rule.arguments)
         and rule.rule != "/oauth/authorize"  # needs an OAuth request: tests/test_oauth_flows.py
     )
 
 
-def test_every_page_is_light_labelled_and_in_the_readers_language(app):
-    browser, _user = signed_in(
-        app, roles=("caseworker", "org_admin", "coordinator", "focal_point"), provinces=("17",)
+def _assert_light_labelled_and_in(language, browser, route):
+    """The page weighs under 100 KB, is in `language`, and every control has a label."""
+    response = browser.get(route)
+    if response.status_code == 302:
+        return
+    page = text(response)
+    assert response.status_code == 200, route
+    assert len(response.data) < 100_000, (route, len(response.data))
+    if not response.content_type.startswith("text/html"):
+        return
+    assert f'<html lang="{language}">' in page, route
+    controls = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
+    for control in controls:
+        if 'type="hidden"' in control or 'type="submit"' in control:
+            continue
+        found = re.search(r'\bid="([^"]+)"', control)
+        by_for = found and f'for="{found.group(1)}"' in page
+        wrapped = re.search(r"<label[^>]*>(?:(?!</label>).)*" + re.escape(control), page, re.S)
+        assert by_for or wrapped, (route, control)
+
+
+def _everyone(app, organization=None):
+    return signed_in(
+        app,
+        roles=("caseworker", "org_admin", "coordinator", "focal_point"),
+        organization=organization,
+        provinces=("17",),
     )
+
+
+def test_every_page_is_light_labelled_and_in_the_readers_language(app):
+    browser, _user = _everyone(app)
     routes = _page_routes(app)
     assert {"/home", "/find", "/reports", "/admin/users", "/audit"} <= set(routes)
     for language in ("en", "km"):
         browser.set_cookie("hub_lang", language)
         for route in routes:
-            response = browser.get(route)
-            if response.status_code == 302:
-                continue
-            page = text(response)
-            assert response.status_code == 200, route
-            assert len(response.data) < 100_000, (route, len(response.data))
-            if not response.content_type.startswith("text/html"):
-                continue
-            assert f'<html lang="{language}">' in page, route
-            controls = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
-            for control in controls:
-                if 'type="hidden"' in control or 'type="submit"' in control:
-                    continue
-                found = re.search(r'\bid="([^"]+)"', control)
-                assert found, (route, control)
-                wrapped = re.search(
-                    r"<label[^>]*>(?:(?!</label>).)*" + re.escape(found.group(0)), page, re.S
-                )
-                assert f'for="{found.group(1)}"' in page or wrapped, (route, control)
+            _assert_light_labelled_and_in(language, browser, route)
+
+
+def test_pages_about_one_record_are_light_and_labelled_with_data(app):
+    """The send-referral form, a referral, a service, a subscription and curation pages."""
+    mine = make_org()
+    browser, _user = _everyone(app, mine)
+    colleague = make_user(mine)
+    receiver = make_org()
+    service = make_service(
+        receiver,
+        categories=["detox", "legal_aid"],
+        minimum_age=12,
+        maximum_age=18,
+        languages=["km", "en"],
+        phones=[{"number": "+855 12 345 678", "description": "intake"}],
+        email="intake@example.org",
+    )
+    add_location(service, "Siem Reap centre", "Street 60, Siem Reap")
+    referral_id = referral_id_of(send_referral(browser, service))
+    subscription, _secret, _page = add_subscription(browser)
+    delivery(subscription, "failed", "evt_1", attempts=[(500, None, 120), (None, "timeout", 5000)])
+    routes = [
+        f"/services/{service.id}",
+        f"/services/{service.id}/refer",
+        f"/referrals/{referral_id}",
+        f"/callbacks/{subscription.id}",
+        f"/admin/users/{colleague.id}",
+        f"/curation/organizations/{receiver.id}",
+        f"/curation/organizations/{receiver.id}/services/new",
+        f"/curation/services/{service.id}",
+    ]
+    argument_routes = [r for r in _page_routes(app, with_arguments=True) if "<" in r]
+    assert len(routes) == len(argument_routes), argument_routes  # a new page joins this list
+    for language in ("en", "km"):
+        browser.set_cookie("hub_lang", language)
+        for route in routes:
+            assert browser.get(route).status_code == 200, route
+            _assert_light_labelled_and_in(language, browser, route)
 
 
 def test_a_person_changes_their_own_password(app):
