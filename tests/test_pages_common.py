@@ -155,7 +155,7 @@ def test_pages_about_one_record_are_light_and_labelled_with_data(app):
     add_location(service, "Siem Reap centre", "Street 60, Siem Reap")
     referral_id = referral_id_of(send_referral(browser, service))
     subscription, _secret, _page = add_subscription(browser)
-    delivery(subscription, "failed", "evt_1", attempts=[(500, None, 120), (None, "timeout", 5000)])
+    delivery(subscription, "failed", 1, attempts=[(500, None, 120), (None, "timeout", 5000)])
     routes = [
         f"/services/{service.id}",
         f"/services/{service.id}/refer",
