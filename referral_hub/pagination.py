@@ -36,7 +36,8 @@ def _encode(ordering, values):
 
 
 def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None, parse=None):
-    """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor.
+    """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor: the
+    query's objects when it selects one entity or column, else its rows.
 
     sort_column may be an expression; sort_value then computes it for a row (as JSON), and parse
     turns it back into the column's type. A cursor names its ordering, so one list's cursor is
@@ -53,7 +54,9 @@ def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None
             except (TypeError, ValueError) as exc:
                 raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
         query = query.where(tuple_(sort_column, id_column) > (after, after_id))
-    rows = db.session.scalars(query.limit(args["limit"] + 1)).all()
+    query = query.limit(args["limit"] + 1)
+    result = db.session.execute(query)
+    rows = (result.scalars() if len(query.column_descriptions) == 1 else result).all()
     more = len(rows) > args["limit"]
     rows = rows[: args["limit"]]
     last = rows[-1] if more else None

@@ -2,8 +2,10 @@
 
 import re
 import secrets
+from datetime import datetime
 
 from flask import current_app, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from .errors import InvalidInput, MalformedBody, UnsupportedMediaType
 
@@ -56,6 +58,17 @@ def _security_headers(response):
     return response
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Times in ISO 8601 (Flask's default writes HTTP dates), as the OpenAPI file says."""
+
+    @staticmethod
+    def default(value):
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return DefaultJSONProvider.default(value)
+
+
 def register(app):
+    app.json = JSONProvider(app)
     app.before_request(_assign_request_id)
     app.after_request(_security_headers)

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from flask_migrate import upgrade
+from sqlalchemy import event
 from werkzeug.serving import make_server
 
 from referral_hub import create_app
@@ -79,6 +80,19 @@ def app_context(app):
             for table in tables:
                 connection.execute(table.delete())
         app.extensions["hub_deny_list"].clear()
+
+
+@pytest.fixture
+def statements():
+    """SQL statements sent while the fixture is active."""
+    sent = []
+
+    def count(*_args):
+        sent.append(_args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    yield sent
+    event.remove(db.engine, "before_cursor_execute", count)
 
 
 @pytest.fixture

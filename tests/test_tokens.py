@@ -2,27 +2,10 @@
 
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import event
-
 from referral_hub import clock
 from referral_hub.auth import keys, tokens
-from referral_hub.extensions import db
 
 from .factories import client_token, make_client, make_org
-
-
-@pytest.fixture
-def statements():
-    """SQL statements sent while the fixture is active."""
-    sent = []
-
-    def count(*_args):
-        sent.append(_args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    yield sent
-    event.remove(db.engine, "before_cursor_execute", count)
 
 
 def test_a_token_is_verified_without_a_database_read(app, client, statements):

@@ -6,7 +6,7 @@ from ..auth.principal import protected
 from ..extensions import db
 from ..pagination import PageArgs
 from ..request_handling import json_body
-from . import reference, search, service
+from . import documents, reference, search, service
 from .schemas import (
     CapacityUpdate,
     ChangeView,
@@ -17,7 +17,6 @@ from .schemas import (
     SearchArgs,
     ServiceCreate,
     ServiceFields,
-    ServiceView,
 )
 
 bp = Blueprint("directory_api", __name__, url_prefix="/api/v1")
@@ -65,16 +64,9 @@ def verify_organization(organization_id, principal):
     return OrganizationView().dump(organization)
 
 
-def _service_views(services, principal):
-    """The services as this principal may see them: safe-house addresses only for partners.
-    One schema for the whole list: making a schema costs more than dumping a service."""
-    items = ServiceView(many=True).dump(services)
-    if not service.sees_confidential_addresses(principal):
-        for item in items:
-            for location in item["locations"]:
-                if location["confidential"]:
-                    location.update(address=None, latitude=None, longitude=None)
-    return items
+def _document(service_id, principal):
+    """The service as this principal may see it: safe-house addresses only for partners."""
+    return documents.service_document(service_id, service.sees_confidential_addresses(principal))
 
 
 @bp.get("/services")
@@ -82,14 +74,9 @@ def _service_views(services, principal):
 def search_services(principal):
     args = SearchArgs().load(request.args)
     page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
-    hits, next_cursor = search.search_services(args, page_args)
-    views = _service_views([hit["service"] for hit in hits], principal)
-    items = []
-    for hit, view in zip(hits, views, strict=True):
-        item = {**view, "match": hit["match"]}
-        if "distance_km" in hit:
-            item["distance_km"] = hit["distance_km"]
-        items.append(item)
+    show_confidential = service.sees_confidential_addresses(principal)
+    hits, next_cursor = search.search_services(args, page_args, show_confidential)
+    items = [{**hit.pop("service"), **hit} for hit in hits]
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -100,13 +87,13 @@ def create_service(principal):
     organization_id = str(values.pop("organization_id"))
     created = service.create_service(principal, organization_id, values)
     db.session.commit()
-    return ServiceView().dump(created), 201
+    return _document(created.id, principal), 201
 
 
 @bp.get("/services/<uuid:service_id>")
 @protected("directory:read")
 def get_service(service_id, principal):
-    return _service_views([service.get_service(str(service_id))], principal)[0]
+    return _document(str(service_id), principal)
 
 
 @bp.patch("/services/<uuid:service_id>")
@@ -115,7 +102,7 @@ def update_service(service_id, principal):
     changes = json_body(ServiceFields())
     updated = service.update_service(principal, str(service_id), changes)
     db.session.commit()
-    return ServiceView().dump(updated)
+    return _document(updated.id, principal)
 
 
 @bp.patch("/services/<uuid:service_id>/capacity")
@@ -124,7 +111,7 @@ def update_capacity(service_id, principal):
     changes = json_body(CapacityUpdate())
     updated = service.update_capacity(principal, str(service_id), changes)
     db.session.commit()
-    return ServiceView().dump(updated)
+    return _document(updated.id, principal)
 
 
 @bp.post("/services/<uuid:service_id>/verify")
@@ -132,7 +119,7 @@ def update_capacity(service_id, principal):
 def verify_service(service_id, principal):
     verified = service.verify_service(principal, str(service_id))
     db.session.commit()
-    return ServiceView().dump(verified)
+    return _document(verified.id, principal)
 
 
 @bp.get("/services/<uuid:service_id>/history")

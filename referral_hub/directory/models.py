@@ -111,6 +111,16 @@ class Service(db.Model):
     )
 
     @property
+    def eligibility(self):
+        """Who the service is for, shaped as in the service's document."""
+        return {
+            "minimum_age": self.minimum_age,
+            "maximum_age": self.maximum_age,
+            "sex": self.eligibility_sex,
+            "description": self.eligibility_description,
+        }
+
+    @property
     def category_codes(self):
         return [link.code for link in self.categories]
 

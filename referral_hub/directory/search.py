@@ -3,11 +3,11 @@
 import math
 
 from sqlalchemy import and_, exists, func, literal, or_, select
-from sqlalchemy.orm import contains_eager
 
 from ..extensions import db
 from ..pagination import paginate
 from . import reference
+from .documents import service_documents, services_query
 from .models import Organization, Service, ServiceArea, ServiceCategory, ServiceLanguage
 
 NO_DISTANCE = 1.0e12
@@ -79,14 +79,10 @@ class Distance:
         return None if value == NO_DISTANCE else round(math.sqrt(value) * KM_PER_DEGREE, 1)
 
 
-def search_services(filters, page_args):
-    """Services matching every given filter, a page at a time, in a stable order."""
-    query = (
-        select(Service)
-        .join(Service.organization)
-        .where(Organization.status == "active")
-        .options(contains_eager(Service.organization))
-    )
+def search_services(filters, page_args, show_confidential=False):
+    """Services matching every given filter, a page at a time, in a stable order, as documents
+    (see documents.py) with why each matched."""
+    query = services_query().where(Organization.status == "active")
     query = query.where(Service.status.in_(filters.get("status") or ["active"]))
     if filters.get("category"):
         query = query.where(_has_link(ServiceCategory, ServiceCategory.code, filters["category"]))
@@ -116,11 +112,16 @@ def search_services(filters, page_args):
     near = filters.get("near")
     if near:
         distance = Distance(*near)
-        services, cursor = _nearest_first(query, distance, page_args)
+        rows, cursor = _nearest_first(query, distance, page_args)
     else:
-        services, cursor = paginate(query, Service.name, Service.id, page_args)
+        rows, cursor = paginate(query, Service.name, Service.id, page_args)
         distance = None
-    return [_hit(service, filters, area, distance) for service in services], cursor
+    documents = service_documents(rows, show_confidential)
+    hits = [_hit(doc, filters, area) for doc in documents]
+    if distance is not None:
+        for hit, row in zip(hits, rows, strict=True):
+            hit["distance_km"] = distance.km(row)
+    return hits, cursor
 
 
 def _nearest_first(query, distance, page_args):
@@ -137,17 +138,14 @@ def _nearest_first(query, distance, page_args):
             return services, cursor
 
 
-def _hit(service, filters, area, distance):
+def _hit(document, filters, area):
     """The service with why it matched: the categories and areas the query asked for."""
     match = {}
     if filters.get("category"):
-        match["categories"] = sorted(set(service.category_codes) & set(filters["category"]))
+        match["categories"] = sorted(set(document["categories"]) & set(filters["category"]))
     if area:
         related = set(reference.matching_area_codes(area))
-        match["areas"] = [c for c in service.area_codes if c in related]
+        match["areas"] = [a["code"] for a in document["areas"] if a["code"] in related]
     if filters.get("q"):
         match["text"] = filters["q"]
-    hit = {"service": service, "match": match}
-    if distance is not None:
-        hit["distance_km"] = distance.km(service)
-    return hit
+    return {"service": document, "match": match}

@@ -8,7 +8,7 @@ from ..extensions import db
 from ..web import forms, localize
 from ..web.error_pages import page_blueprint
 from ..web.session import signed_in
-from . import search, service
+from . import documents, search, service
 from .models import ServiceLanguage
 from .schemas import SEXES, SearchArgs
 
@@ -43,7 +43,9 @@ def find(principal):
         try:
             args = SearchArgs().load(_search_args(request.args))
             page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
-            hits, next_cursor = search.search_services(args, page_args)
+            hits, next_cursor = search.search_services(
+                args, page_args, service.sees_confidential_addresses(principal)
+            )
             more_url = next_cursor and url_for(
                 ".find", **{**request.args.to_dict(flat=False), "cursor": next_cursor}
             )
@@ -66,9 +68,8 @@ def find(principal):
 @bp.get("/services/<uuid:service_id>")
 @signed_in()
 def service_page(service_id, principal):
-    found = service.get_service(str(service_id))
+    show_confidential = service.sees_confidential_addresses(principal)
+    found = documents.service_document(str(service_id), show_confidential)
     return render_template(
-        "directory/service.html",
-        service=found,
-        show_confidential=service.sees_confidential_addresses(principal),
+        "directory/service.html", service=found, show_confidential=show_confidential
     )

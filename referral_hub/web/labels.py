@@ -60,9 +60,10 @@ def sex_options(codes):
     return [(code, labels[code]) for code in codes]
 
 
-def eligibility(service):
-    """'Ages 10 to 18, boys and men only' in words a caseworker reads at a glance."""
-    low, high = service.minimum_age, service.maximum_age
+def eligibility(rule):
+    """'Ages 10 to 18, boys and men only' in words a caseworker reads at a glance; rule is a
+    service's eligibility (minimum_age, maximum_age, sex), as documents and models give it."""
+    low, high = rule["minimum_age"], rule["maximum_age"]
     if low is not None and high is not None:
         ages = _("Ages %(low)s to %(high)s", low=low, high=high)
     elif low is not None:
@@ -72,7 +73,7 @@ def eligibility(service):
     else:
         ages = _("All ages")
     sexes = {"female": _("girls and women only"), "male": _("boys and men only")}
-    return f"{ages}, {sexes[service.eligibility_sex]}" if service.eligibility_sex else ages
+    return f"{ages}, {sexes[rule['sex']]}" if rule["sex"] else ages
 
 
 def decline_reason_labels():
