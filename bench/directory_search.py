@@ -455,7 +455,7 @@ def serve(database_url, port, kind):
             [
                 *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
                 *("--workers", "2", "--threads", "2", "--log-level", "warning"),
-                "referral_hub:create_app()",
+                "referral_hub.wsgi:app",
             ],
             env=env,
         )

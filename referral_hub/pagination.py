@@ -54,9 +54,10 @@ def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None
             except (TypeError, ValueError) as exc:
                 raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
         query = query.where(tuple_(sort_column, id_column) > (after, after_id))
-    query = query.limit(args["limit"] + 1)
-    result = db.session.execute(query)
-    rows = (result.scalars() if len(query.column_descriptions) == 1 else result).all()
+    result = db.session.execute(query.limit(args["limit"] + 1))
+    rows = result.all()
+    if len(result.keys()) == 1:
+        rows = [row[0] for row in rows]
     more = len(rows) > args["limit"]
     rows = rows[: args["limit"]]
     last = rows[-1] if more else None

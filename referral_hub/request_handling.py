@@ -2,8 +2,8 @@
 
 import re
 import secrets
-from datetime import datetime
 
+import orjson
 from flask import current_app, g, request
 from flask.json.provider import DefaultJSONProvider
 
@@ -59,13 +59,12 @@ def _security_headers(response):
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Times in ISO 8601 (Flask's default writes HTTP dates), as the OpenAPI file says."""
+    """orjson writes a page of 50 services several times faster than the standard library, in
+    UTF-8 rather than \\u escapes (half the bytes of Khmer text), and times in ISO 8601 where
+    Flask's default writes HTTP dates. Reading stays the standard library's."""
 
-    @staticmethod
-    def default(value):
-        if isinstance(value, datetime):
-            return value.isoformat()
-        return DefaultJSONProvider.default(value)
+    def dumps(self, obj, **_kwargs):
+        return orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def register(app):

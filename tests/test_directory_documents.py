@@ -1,9 +1,11 @@
 """A service's document: every field and collection in its order, read in a fixed number of
 statements whatever the page holds."""
 
+from datetime import datetime
+
 from referral_hub.directory import documents, search
 
-from .factories import add_location, make_org, make_service
+from .factories import add_location, bearer, make_org, make_service
 
 FULL = {
     "categories": ["legal_aid", "detox"],
@@ -90,7 +92,7 @@ def test_a_confidential_address_is_left_out_for_readers_who_may_not_see_it():
 
 def test_a_search_page_costs_three_statements_however_full(statements):
     organization = make_org()
-    make_service(organization)
+    add_location(make_service(organization), "Office", "Street 1")
     page = {"limit": 50, "cursor": None}
     statements.clear()
     hits, _cursor = search.search_services({"category": ["detox"]}, page)
@@ -103,3 +105,14 @@ def test_a_search_page_costs_three_statements_however_full(statements):
 
     assert (len(hits), len(more)) == (1, 7)
     assert single == len(statements) == 3
+
+
+def test_the_api_writes_khmer_as_utf8_and_times_in_iso_8601(client, partner):
+    made = make_service(make_org(), name="សេវាកម្ម", categories=["detox"])
+
+    response = client.get(f"/api/v1/services/{made.id}", headers=bearer(partner["token"]))
+
+    assert "សេវាកម្ម".encode() in response.data
+    body = response.get_json()
+    assert datetime.fromisoformat(body["created_at"]) == made.created_at
+    assert body["capacity"]["updated_at"] is None

@@ -7,7 +7,7 @@ from sqlalchemy import and_, exists, func, literal, or_, select
 from ..extensions import db
 from ..pagination import paginate
 from . import reference
-from .documents import service_documents, services_query
+from .documents import SERVICES, service_documents
 from .models import Organization, Service, ServiceArea, ServiceCategory, ServiceLanguage
 
 NO_DISTANCE = 1.0e12
@@ -82,7 +82,7 @@ class Distance:
 def search_services(filters, page_args, show_confidential=False):
     """Services matching every given filter, a page at a time, in a stable order, as documents
     (see documents.py) with why each matched."""
-    query = services_query().where(Organization.status == "active")
+    query = SERVICES.where(Organization.status == "active")
     query = query.where(Service.status.in_(filters.get("status") or ["active"]))
     if filters.get("category"):
         query = query.where(_has_link(ServiceCategory, ServiceCategory.code, filters["category"]))
