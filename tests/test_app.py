@@ -1,6 +1,8 @@
 """The app factory, health checks, problem+json errors and security headers."""
 
 import base64
+import gc
+import importlib
 
 import pytest
 
@@ -37,6 +39,22 @@ def test_production_with_a_real_secret_starts_with_hsts_and_secure_cookies(datab
     assert hub.config["SESSION_COOKIE_SECURE"] is True
     response = hub.test_client().get("/healthz")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_the_production_entry_point_freezes_the_app_out_of_the_collector(
+    database_url, tmp_path, monkeypatch
+):
+    """gunicorn referral_hub.wsgi:app: what the app built stays out of full collections."""
+    monkeypatch.setenv("HUB_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("HUB_ENV", "development")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    gc.unfreeze()
+    try:
+        wsgi = importlib.import_module("referral_hub.wsgi")
+        assert wsgi.app.config["SQLALCHEMY_DATABASE_URI"] == database_url
+        assert gc.get_freeze_count() > 10000
+    finally:
+        gc.unfreeze()
 
 
 def test_development_keeps_a_random_secret_in_the_instance_folder(

@@ -107,3 +107,10 @@ def test_dates_follow_the_language(app):
     english = text(sender.get(f"/referrals/{referral_id}"))
     assert format_datetime(deadline, "medium", tzinfo=phnom_penh, locale="en") in english
     assert shown not in english
+
+
+def test_an_unknown_category_in_the_find_filters_is_explained_in_khmer(app):
+    caseworker, _ = signed_in(app, language="km")
+    response = caseworker.get("/find?category=no_such_need")
+    (message,) = _field_errors(text(response))
+    _assert_khmer(message.replace("no_such_need", ""))

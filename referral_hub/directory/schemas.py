@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..messages import N_
 from . import reference
 from .models import CAPACITY_STATUSES, ORGANIZATION_STATUSES, SERVICE_STATUSES, SEXES
 
@@ -161,19 +162,21 @@ class SearchArgs(Schema):
         codes = _csv(value)
         unknown = reference.unknown_categories(codes)
         if unknown or not codes:
-            raise ValidationError(f"Unknown categories: {unknown}" if unknown else "Empty.")
+            raise ValidationError(
+                N_("Unknown categories: %(codes)s", codes=unknown) if unknown else "Empty."
+            )
         return codes
 
     def _capacity(self, value):
         states = _csv(value)
         if not states or set(states) - set(CAPACITY_STATUSES):
-            raise ValidationError(f"One or more of {', '.join(CAPACITY_STATUSES)}.")
+            raise ValidationError(N_("One or more of %(options)s.", options=CAPACITY_STATUSES))
         return states
 
     def _status(self, value):
         states = _csv(value)
         if not states or set(states) - set(SERVICE_STATUSES):
-            raise ValidationError(f"One or more of {', '.join(SERVICE_STATUSES)}.")
+            raise ValidationError(N_("One or more of %(options)s.", options=SERVICE_STATUSES))
         return states
 
     def _near(self, value):
