@@ -121,14 +121,15 @@ def entry_hash(
 
 
 def _advance_head():
-    """Add one to the head's seq, taking its write lock; False when there is no head yet."""
-    result = db.session.execute(
+    """Add one to the head's seq, taking its write lock, and read (seq, last hash) in the same
+    statement; None when there is no head yet."""
+    return db.session.execute(
         update(AuditHead)
         .where(AuditHead.id == HEAD_ID)
         .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.last_hash)
         .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    ).first()
 
 
 def _create_head():
@@ -154,14 +155,15 @@ def record(principal_label, organization_id, action, resource_type, resource_id,
     _check_code("resource_type", resource_type, 30)
     if resource_id is not None:
         _check_code("resource_id", resource_id, 36)
-    if not _advance_head():
+    head = _advance_head()
+    if head is None:
         _create_head()
-        if not _advance_head():
+        head = _advance_head()
+        if head is None:
             raise RuntimeError(
                 "The audit head is missing but the log has entries; "
                 "run `referral-hub audit verify`."
             )
-    head = db.session.get(AuditHead, HEAD_ID, populate_existing=True)
     at = clock.now().astimezone(UTC)
     values = {
         "seq": head.seq,
@@ -176,8 +178,12 @@ def record(principal_label, organization_id, action, resource_type, resource_id,
     }
     entry = AuditEntry(**values, hash=entry_hash(**values))
     db.session.add(entry)
-    head.last_hash = entry.hash
-    db.session.flush()
+    db.session.execute(  # flushes the entry first
+        update(AuditHead)
+        .where(AuditHead.id == HEAD_ID)
+        .values(last_hash=entry.hash)
+        .execution_options(synchronize_session=False)
+    )
     return entry
 
 
