@@ -709,6 +709,14 @@ def test_a_subscription_failing_for_days_is_disabled(client, net, travel):
     found = db.session.get(Subscription, subscription["id"])
     assert found.status == "disabled" and "too long" in found.disabled_reason
     assert [d.status for d in stored()] == ["failed"]
+    # The organisation's admin and the network's coordinators are told through the API.
+    coordinator = user_party(client.application, ["coordinator"], scopes="callbacks:manage")
+    for party in (net["receiver"], coordinator):
+        response = client.get(
+            "/api/v1/subscriptions", query_string={"status": "disabled"}, headers=party.headers
+        )
+        (listed,) = response.get_json()["items"]
+        assert listed["id"] == subscription["id"] and "too long" in listed["disabled_reason"]
 
 
 # Managing subscriptions
