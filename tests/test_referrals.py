@@ -593,19 +593,11 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_referral(
     assert len({referral_id for _, referral_id in results}) == 1
 
 
-def test_a_list_costs_the_same_queries_for_one_referral_or_many(client, net):
+def test_a_list_costs_the_same_queries_for_one_referral_or_many(client, net, statements):
     def statements_for_list():
-        sent_sql = []
-
-        def count(*args):
-            sent_sql.append(args[2])
-
-        sa.event.listen(db.engine, "before_cursor_execute", count)
-        try:
-            response = client.get("/api/v1/referrals", headers=net["sender"].headers)
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", count)
-        return len(response.get_json()["items"]), len(sent_sql)
+        statements.clear()
+        response = client.get("/api/v1/referrals", headers=net["sender"].headers)
+        return len(response.get_json()["items"]), len(statements)
 
     sent(client, net)
     one = statements_for_list()
@@ -614,3 +606,16 @@ def test_a_list_costs_the_same_queries_for_one_referral_or_many(client, net):
     many = statements_for_list()
     assert (one[0], many[0]) == (1, 6)
     assert many[1] == one[1]
+
+
+def test_sending_a_referral_reads_the_service_but_not_its_collections(client, net, statements):
+    """Its phones, contacts, schedules... are for the directory: a referral needs none of them."""
+    service_id = net["service"].id
+    db.session.expunge_all()  # as a new request finds it: nothing loaded yet
+    statements.clear()
+    response = send(client, net["sender"], referral_body(service_id))
+    assert response.status_code == 201, response.get_json()
+    read = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
+    assert any("FROM services" in sql for sql in read)
+    for table in ("service_languages", "phones", "contacts", "schedules", "service_areas"):
+        assert not any(table in sql for sql in read), table

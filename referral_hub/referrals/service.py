@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import clock, crypto
@@ -153,7 +154,12 @@ def create_referral(principal, data, idempotency_key=None):
                 raise _field_error("Idempotency-Key", "This key was used for another request body.")
             return earlier, False
     moment = clock.now()
-    service = db.session.get(Service, str(data["service_id"]))
+    service = db.session.get(  # not its seven collections: a referral needs none of them
+        Service,
+        str(data["service_id"]),
+        options=[lazyload("*"), joinedload(Service.organization)],
+        populate_existing=True,  # else an expired copy in the session reloads them all
+    )
     if service is None:
         raise _field_error("service_id", "No such service.")
     if service.status != "active" or service.organization.status != "active":
