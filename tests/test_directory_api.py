@@ -122,6 +122,20 @@ def test_text_search_in_english_and_khmer(client, partner):
     assert names(search(client, partner["token"], q="nothing like this")) == set()
 
 
+def test_a_renamed_organisation_is_found_by_its_new_name(client, partner):
+    organization = make_org(name="Old Name Association")
+    make_service(organization, name="Family support")
+    token = coordinator_token(client.application)
+    renamed = client.patch(
+        f"/api/v1/organizations/{organization.id}",
+        headers=bearer(token),
+        json={"name": "Kaliyan Mith Renamed"},
+    )
+    assert renamed.status_code == 200, renamed.get_json()
+    assert names(search(client, partner["token"], q="kaliyan renamed")) == {"Family support"}
+    assert names(search(client, partner["token"], q="old name association")) == set()
+
+
 def test_pages_are_stable_and_complete(client, partner):
     organization = make_org()
     for index in range(7):

@@ -144,6 +144,9 @@ def update_organization(principal, organization_id, changes):
         raise _field_error("province", f"Unknown province code {changes['province']!r}.")
     diff = _apply(organization, changes)
     flush_or_conflict("An organisation with this name exists already.", "name")
+    if "name" in diff:  # its services are found by their organisation's name too
+        for offered in organization.services:
+            refresh_search_text(offered)
     _record(organization, "organization", "update", diff, principal)
     return organization
 
