@@ -131,11 +131,11 @@ def _nearest_first(query, distance, page_args):
     ordering = f"services.near:{distance.latitude},{distance.longitude}"
     for radius in (*NEAR_RADII, None):
         within = query if radius is None else query.where(distance.within(radius))
-        services, cursor = paginate(
+        rows, cursor = paginate(
             within, distance.sql(), Service.id, page_args, sort_value=distance.of, ordering=ordering
         )
         if cursor or radius is None:
-            return services, cursor
+            return rows, cursor
 
 
 def _hit(document, filters, area):
