@@ -5,7 +5,8 @@ from openapi_spec_validator import validate
 
 from .contract import check_response, spec
 
-CONTRACT_PREFIXES = ("/api/", "/oauth/", "/.well-known/", "/healthz", "/readyz")
+CONTRACT_PREFIXES = ("/api/", "/oauth/", "/.well-known/", "/healthz", "/readyz", "/hsds")
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -33,20 +34,28 @@ def test_the_spec_is_valid_openapi_3_1():
     validate(document)
 
 
+def documented_operations():
+    return {
+        (path, method)
+        for path, item in spec()["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
 def test_every_route_is_in_the_spec(app):
-    documented = {(path, method) for path, item in spec()["paths"].items() for method in item}
-    missing = served_operations(app) - documented
+    missing = served_operations(app) - documented_operations()
     assert not missing, f"routes missing from openapi.yaml: {sorted(missing)}"
 
 
-def test_the_spec_names_no_route_the_hub_does_not_serve(app):
-    served_paths = {path for path, _ in served_operations(app)}
+def test_the_spec_names_no_operation_the_hub_does_not_serve(app):
+    """Path and method together: a documented PATCH on a path served only by GET is stale."""
     stale = {
-        path
-        for path in spec()["paths"]
-        if path.startswith(CONTRACT_PREFIXES) and path not in served_paths
-    }
-    assert not stale
+        (path, method)
+        for path, method in documented_operations()
+        if path.startswith(CONTRACT_PREFIXES)
+    } - served_operations(app)
+    assert not stale, f"operations in openapi.yaml the hub does not serve: {sorted(stale)}"
 
 
 def test_the_contract_check_catches_a_wrong_body():
@@ -54,3 +63,9 @@ def test_the_contract_check_catches_a_wrong_body():
         check_response("GET", "/healthz", 200, "application/json", {"status": 7})
     with pytest.raises(AssertionError, match="not documented"):
         check_response("GET", "/healthz", 418, "application/json", {})
+
+
+def test_the_contract_check_catches_a_wrong_content_type_without_a_json_body():
+    with pytest.raises(AssertionError, match="as text/html is not documented"):
+        check_response("GET", "/healthz", 200, "text/html", None)
+
