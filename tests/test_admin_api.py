@@ -2,6 +2,9 @@
 
 import pytest
 
+from referral_hub.auth.models import User
+from referral_hub.extensions import db
+
 from .factories import bearer, client_token, make_org, make_user, user_tokens
 
 
@@ -138,6 +141,9 @@ def test_an_admin_cannot_disable_themself(client, admin):
         json={"active": False},
     )
     assert response.status_code == 409
+    db.session.expire_all()
+    assert db.session.get(User, admin["user"].id).active
+    assert client.get(users_url(admin["org"]), headers=bearer(admin["token"])).status_code == 200
 
 
 def test_api_clients_secret_shown_once_and_revocation_voids_tokens(client, admin):

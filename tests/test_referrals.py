@@ -2,6 +2,7 @@
 
 import itertools
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,6 +27,8 @@ from .referral_fixtures import (
     referral_body,
     send,
 )
+
+IN_A_DAY = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
 @pytest.fixture
@@ -83,6 +86,7 @@ def test_a_referral_is_sent_with_consent(client, net):
         ({"needs": ["teleportation"]}, 422, "needs"),
         ({"subject__birth_year": REMOVE}, 422, "subject.birth_year"),
         ({"colour": "blue"}, 422, "colour"),
+        ({"consent__obtained_at": IN_A_DAY}, 422, "consent.obtained_at"),
     ],
 )
 def test_refused_referrals_name_the_field_and_write_nothing(client, net, changes, status, field):
@@ -324,6 +328,26 @@ def test_a_decline_needs_a_reason_and_may_suggest_a_service(client, net):
     assert declined.status_code == 200
     assert declined.get_json()["suggested_service_id"] == elsewhere.id
     assert declined.get_json()["decline_reason"] == "no_capacity"
+
+
+def test_a_decline_cannot_suggest_a_service_that_does_not_exist(client, net):
+    referral = move(client, net["receiver"], sent(client, net), "received").get_json()
+    refused = move(
+        client,
+        net["receiver"],
+        referral,
+        "declined",
+        reason="no_capacity",
+        suggested_service_id=str(uuid.uuid4()),
+    )
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.get_json()["errors"]] == ["suggested_service_id"]
+    assert read(client, net["receiver"], referral).get_json()["status"] == "received"
+
+
+def test_consent_obtained_a_few_minutes_ahead_is_clock_skew_and_accepted(client, net):
+    ahead = (datetime.now(UTC) + timedelta(minutes=4)).isoformat()
+    sent(client, net, consent__obtained_at=ahead)
 
 
 def test_a_completion_needs_an_outcome(client, net):
