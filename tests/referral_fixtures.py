@@ -2,7 +2,9 @@
 
 import copy
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+
+from referral_hub import clock
 
 from .factories import (
     bearer,
@@ -66,7 +68,7 @@ def network(app, client):
 
 
 def referral_body(service_id, **changes):
-    now = datetime.now(UTC)
+    now = clock.now()
     body = {
         "service_id": service_id,
         "urgency": "high",

@@ -132,6 +132,30 @@ def test_medians_overdue_and_escalated(app, client):
     assert _figure(page, "overdue") == "1" and _figure(page, "escalated") == "1"
 
 
+def test_median_times_are_medians_not_means_or_maxima(app, client):
+    """Received after 1, 2, 3 and 10 hours: the median is 2.5 (mean 4, half the maximum 5);
+    accepted after 2, 4 and 5 hours: 4 (mean 3.67, half the maximum 2.5)."""
+    parties = network(app, client)
+    start = clock.now().replace(microsecond=0) - timedelta(days=1)
+    try:
+        clock.freeze(start)
+        referrals = [_sent(client, parties) for _ in range(4)]
+        for hours, referral, accept_after in zip(
+            (1, 2, 3, 10), referrals, (1, 2, 2, None), strict=True
+        ):
+            clock.freeze(start + timedelta(hours=hours))
+            received = move(client, parties["receiver"], referral, "received").get_json()
+            if accept_after is not None:
+                clock.freeze(start + timedelta(hours=hours + accept_after))
+                move(client, parties["receiver"], received, "accepted")
+    finally:
+        clock.freeze(None)
+    _, user = signed_in(app, ["coordinator"])
+    figures = reports.summary(principal_of(user))
+    assert figures["median_hours_to_receive"] == 2.5
+    assert figures["median_hours_to_accept"] == 4
+
+
 def test_dashboard_speaks_khmer(app, client):
     parties = network(app, client)
     _sent(client, parties)
