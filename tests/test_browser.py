@@ -5,6 +5,7 @@ import os
 import re
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from flask_babel import force_locale
@@ -200,7 +201,11 @@ def test_admin_and_coordinator_pages_fit_a_phone(app, live_server, browser, lang
         "reports": "/reports",
     }
     for name, path in pages.items():
-        person.page.goto(live_server + path)
+        response = person.page.goto(live_server + path)
+        # An error page or a detour to the sign-in page must not pass for the page itself.
+        assert response.status == 200, f"{name}: {response.status}"
+        assert urlsplit(person.page.url).path == path, f"{name}: ended at {person.page.url}"
+        assert person.page.locator("main h1").inner_text().strip(), f"{name}: no heading"
         person.shot(name)  # fails when the page scrolls sideways
     person.context.close()
 
