@@ -1,12 +1,9 @@
 """The scheduler's jobs: which run how often, and what the purge of credentials drops and keeps."""
 
-import time
-import uuid
 from datetime import timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from referral_hub import clock, jobs
@@ -19,7 +16,7 @@ from referral_hub.auth.models import (
 )
 from referral_hub.extensions import db, scheduler
 
-from .factories import csrf_from, make_client, make_org, make_user, user_tokens
+from .factories import client_assertion, csrf_from, make_client, make_org, make_user, user_tokens
 
 SECOND = timedelta(seconds=1)
 
@@ -30,22 +27,14 @@ def spend_an_assertion(client, app):
     client_id, _ = make_client(
         make_org(), auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=False)]}
     )
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": f"{app.config['HUB_ISSUER']}/oauth/token",
-        "iat": now,
-        "exp": now + 60,
-        "jti": uuid.uuid4().hex,
-    }
+    signed = client_assertion(client_id, f"{app.config['HUB_ISSUER']}/oauth/token", key)
     response = client.post(
         "/oauth/token",
         data={
             "grant_type": "client_credentials",
             "client_id": client_id,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key),
+            "client_assertion": signed,
         },
     )
     assert response.status_code == 200
