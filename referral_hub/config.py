@@ -48,6 +48,10 @@ def from_environment(instance_path):
         "THROTTLE_SLOW_AFTER": _env_int("THROTTLE_SLOW_AFTER", 3),
         "THROTTLE_DELAY_SECONDS": float(os.environ.get("THROTTLE_DELAY_SECONDS", "0.5")),
         "THROTTLE_WINDOW_SECONDS": _env_int("THROTTLE_WINDOW_SECONDS", 900),
+        "THROTTLE_ADDRESS_MAX_FAILURES": _env_int("THROTTLE_ADDRESS_MAX_FAILURES", 20),
+        "THROTTLE_ACCOUNT_MAX_FAILURES": _env_int("THROTTLE_ACCOUNT_MAX_FAILURES", 50),
+        # Proxies in front of the hub whose X-Forwarded-For is believed; 0 believes none.
+        "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "PASSWORD_HASH_TIME_COST": _env_int("PASSWORD_HASH_TIME_COST", 3),
         "PASSWORD_HASH_MEMORY_KIB": _env_int("PASSWORD_HASH_MEMORY_KIB", 65536),
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),

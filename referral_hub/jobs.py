@@ -5,7 +5,8 @@ import logging
 from flask import current_app
 
 from . import clock
-from .auth.models import AuthorizationCode, LoginThrottle, RefreshToken, UsedAssertion
+from .auth import throttle
+from .auth.models import AuthorizationCode, RefreshToken, UsedAssertion
 from .auth.revocation import purge_expired as purge_revocations
 from .directory import service as directory_service
 from .extensions import db, scheduler
@@ -15,11 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def purge_expired_credentials():
-    """Drop codes, refresh tokens, assertions and deny-list rows that can no longer be used."""
+    """Drop codes, refresh tokens, assertions, deny-list rows and sign-in throttle counts that can
+    no longer be used."""
     moment = clock.now()
     for model in (AuthorizationCode, RefreshToken, UsedAssertion):
         db.session.execute(db.delete(model).where(model.expires_at < moment))
-    db.session.execute(db.delete(LoginThrottle).where(LoginThrottle.locked_until < moment))
+    throttle.purge()
     purge_revocations()
     db.session.commit()
 

@@ -5,13 +5,14 @@ import logging
 import os
 import socket
 import threading
+from datetime import timedelta
 
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import event
 from werkzeug.serving import make_server
 
-from referral_hub import create_app
+from referral_hub import clock, create_app
 from referral_hub.audit.service import suspend_append_only
 from referral_hub.extensions import db
 from referral_hub.logs import JSONFormatter
@@ -93,6 +94,15 @@ def statements():
     event.listen(db.engine, "before_cursor_execute", count)
     yield sent
     event.remove(db.engine, "before_cursor_execute", count)
+
+
+@pytest.fixture
+def moved_clock():
+    """Pin the hub's clock (referral_hub.clock) at now; call the result with seconds to move it."""
+    start = clock.now()
+    clock.freeze(start)
+    yield lambda seconds: clock.freeze(start + timedelta(seconds=seconds))
+    clock.freeze(None)
 
 
 @pytest.fixture

@@ -4,10 +4,12 @@ import base64
 import hashlib
 import re
 import secrets
+import time
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+from joserfc import jwt
 
 from referral_hub.auth import service as auth_service
 from referral_hub.directory import service as directory_service
@@ -75,6 +77,20 @@ def client_token(http, client_id, secret, scope):
     )
     assert response.status_code == 200, response.get_json()
     return response.get_json()["access_token"]
+
+
+def client_assertion(client_id, audience, key):
+    """A private_key_jwt client assertion (RFC 7523) signed with key, for one minute."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
 def bearer(token):

@@ -1,7 +1,5 @@
 """OAuth 2 flows end to end with a real HTTP client against the hub served on 127.0.0.1."""
 
-import time
-import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -21,6 +19,7 @@ from .factories import (
     HTTP,
     PASSWORD,
     REDIRECT_URI,
+    client_assertion,
     csrf_from,
     make_client,
     make_org,
@@ -380,18 +379,6 @@ def test_private_key_jwt_client_authentication(live_server):
     )
     assert secret is None
 
-    def assertion(jti):
-        now = int(time.time())
-        claims = {
-            "iss": client_id,
-            "sub": client_id,
-            "aud": f"{live_server}/oauth/token",
-            "iat": now,
-            "exp": now + 60,
-            "jti": jti,
-        }
-        return jwt.encode({"alg": "RS256", "kid": "partner-1"}, claims, key)
-
     def request_token(signed):
         return HTTP().post(
             f"{live_server}/oauth/token",
@@ -403,21 +390,10 @@ def test_private_key_jwt_client_authentication(live_server):
             },
         )
 
-    signed = assertion(uuid.uuid4().hex)
+    signed = client_assertion(client_id, f"{live_server}/oauth/token", key)
     assert request_token(signed).status_code == 200
     replay = request_token(signed)
     assert replay.status_code in (400, 401) and replay.json()["error"] == "invalid_client"
     stranger = RSAKey.generate_key(2048, private=True, parameters={"kid": "partner-1"})
-    now = int(time.time())
-    forged = jwt.encode(
-        {"alg": "RS256", "kid": "partner-1"},
-        {
-            "iss": client_id,
-            "sub": client_id,
-            "aud": f"{live_server}/oauth/token",
-            "exp": now + 60,
-            "jti": uuid.uuid4().hex,
-        },
-        stranger,
-    )
+    forged = client_assertion(client_id, f"{live_server}/oauth/token", stranger)
     assert request_token(forged).json()["error"] == "invalid_client"

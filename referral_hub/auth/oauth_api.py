@@ -16,7 +16,7 @@ def server():
     return current_app.extensions["hub_oauth_server"]
 
 
-def _client_key():
+def _claimed_client_id():
     """The client a token request claims to be, for throttling only (nothing is trusted)."""
     client_id = request.authorization.username if request.authorization else None
     client_id = client_id or request.form.get("client_id")
@@ -26,20 +26,18 @@ def _client_key():
             client_id = json.loads(jws.extract_compact(assertion.encode()).payload).get("sub")
         except (JoseError, ValueError, AttributeError):
             client_id = None
-    return f"client:{client_id}"[:300] if isinstance(client_id, str) and client_id else None
+    return client_id if isinstance(client_id, str) else None
 
 
 @bp.post("/oauth/token")
 def issue_token():
-    key = _client_key()
-    if key:
-        throttle.check(key)
+    client_id, address = _claimed_client_id(), request.remote_addr
+    throttle.check("client", client_id, address)
     response = server().create_token_response()
-    failed = (response.get_json(silent=True) or {}).get("error") == "invalid_client"
-    if key and failed:
-        throttle.record_failure(key)
-    elif key and response.status_code == 200:
-        throttle.record_success(key)
+    if (response.get_json(silent=True) or {}).get("error") == "invalid_client":
+        throttle.record_failure("client", client_id, address)
+    elif response.status_code == 200:
+        throttle.record_success("client", client_id, address)
     return response
 
 

@@ -19,16 +19,17 @@ PROVINCE_CODE = re.compile(r"^(0[1-9]|1[0-9]|2[0-5])$")
 ROLES_ONLY_COORDINATORS_GRANT = {"coordinator", "focal_point"}
 
 
-def sign_in(email, password):
-    """The active user with these credentials, or None; repeated failures are throttled."""
-    key = f"login:{email.strip().lower()}"[:300]
-    throttle.check(key)
-    user = db.session.scalar(db.select(User).filter_by(email=email.strip().lower()))
+def sign_in(email, password, address):
+    """The active user with these credentials, or None; failures from the source address are
+    throttled, refused before the password is hashed."""
+    email = email.strip().lower()
+    throttle.check("login", email, address)
+    user = db.session.scalar(db.select(User).filter_by(email=email))
     password_hash = user.password_hash if user and user.active else None
     if not verify_password(password_hash, password):
-        throttle.record_failure(key)
+        throttle.record_failure("login", email, address)
         return None
-    throttle.record_success(key)
+    throttle.record_success("login", email, address)
     user.last_login_at = clock.now()
     db.session.commit()
     return user

@@ -27,7 +27,7 @@ def login():
     check_csrf()
     email = request.form.get("email", "")
     try:
-        user = service.sign_in(email, request.form.get("password", ""))
+        user = service.sign_in(email, request.form.get("password", ""), request.remote_addr)
     except TooManyRequests as exc:
         error = _("Too many failed attempts. Wait %(minutes)s minutes and try again.",
                   minutes=max(1, round(int(exc.headers["Retry-After"]) / 60)))
