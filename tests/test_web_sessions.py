@@ -68,7 +68,8 @@ HOSTILE_NEXT = [
 
 
 def _sign_in_with_next(app, raw_next):
-    """Open the login page from a link carrying `next`, then send its form."""
+    """Open the login page from a link carrying `next` and send its form; and send the form
+    with `next` put in by hand."""
     user = make_user(make_org())
     browser = app.test_client()
     page = browser.get(f"/login?next={raw_next}")
@@ -78,9 +79,7 @@ def _sign_in_with_next(app, raw_next):
     through_page = browser.post("/login", data={**form, "next": kept})
     direct = app.test_client()
     token = csrf_from(text(direct.get("/login")))
-    posted = direct.post(
-        f"/login?next={raw_next}", data={**form, "csrf_token": token, "next": unquote(raw_next)}
-    )
+    posted = direct.post("/login", data={**form, "csrf_token": token, "next": unquote(raw_next)})
     return through_page, posted
 
 
