@@ -69,7 +69,8 @@ def end_web_sessions(user):
 
 
 def end_session(user_id, session_id):
-    """Sign one web session out for good, the user's other sessions staying open."""
+    """Sign one web session out for good, the user's other sessions staying open; the user's row
+    is locked so that two sign-outs at once are both kept."""
     user = db.session.get(User, user_id, with_for_update=True, populate_existing=True)
     if len(user.ended_sessions) < ENDED_SESSIONS_KEPT:
         user.ended_sessions = [*user.ended_sessions, session_id]
