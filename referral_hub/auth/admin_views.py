@@ -18,7 +18,7 @@ from ..web.forms import form_errors
 from ..web.labels import role_labels
 from ..web.messages import translate
 from ..web.pages import list_and_form, shown_once
-from ..web.session import signed_in
+from ..web.session import keep_session, signed_in
 from . import service
 from .credentials import new_secret
 from .models import CLIENT_AUTH_METHODS, GRANT_TYPES, ROLES
@@ -144,6 +144,8 @@ def change_roles(user_id, principal):
         person = service.get_user(principal, principal.organization_id, str(user_id))
         return _user_page(principal, person, form, form_errors(exc), 422)
     db.session.commit()
+    if person.id == principal.user_id:
+        keep_session(person)
     flash(_("The roles of %(email)s are saved.", email=person.email), "success")
     return redirect(url_for(".user", user_id=person.id))
 

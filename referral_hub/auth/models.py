@@ -26,6 +26,10 @@ class User(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = created_column()
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A web session carries the generation it began in; raising it ends every older session.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Sessions signed out one by one since then, refused even if someone kept a copy.
+    ended_sessions: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -41,6 +45,10 @@ class User(db.Model):
 
     def get_user_id(self):
         return self.id
+
+    def holds_session(self, generation, session_id):
+        """Whether a web session from this generation, with this id, is still theirs."""
+        return generation == self.session_generation and session_id not in self.ended_sessions
 
 
 class Membership(db.Model):

@@ -54,7 +54,41 @@ def change_password(user_id, current, new):
         raise InvalidInput(message, errors=[{"field": "new_password", "message": message}])
     user.password_hash = hash_password(new)
     revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
+    end_web_sessions(user)
     audit.record(f"user:{user.id}", user.organization_id, "user.password_changed", "user", user.id)
+    db.session.flush()
+
+
+# How many sessions signed out one by one a user keeps; one more ends all their sessions instead.
+ENDED_SESSIONS_KEPT = 30
+
+
+def end_web_sessions(user):
+    """End every web session the user has open, on any device."""
+    user.session_generation += 1
+    user.ended_sessions = []
+
+
+def end_session(user_id, session_id):
+    """Sign one web session out for good, the user's other sessions staying open; the user's row
+    is locked so that two sign-outs at once are both kept."""
+    user = db.session.get(User, user_id, with_for_update=True, populate_existing=True)
+    if len(user.ended_sessions) < ENDED_SESSIONS_KEPT:
+        user.ended_sessions = [*user.ended_sessions, session_id]
+    else:
+        end_web_sessions(user)
+    db.session.flush()
+
+
+def sign_out_everywhere(user_id):
+    """A person ends all their web sessions and the tokens of the apps they signed in to."""
+    user = db.session.get(User, user_id)
+    end_web_sessions(user)
+    revocation.revoke(f"user:{user.id}")
+    revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
+    audit.record(
+        f"user:{user.id}", user.organization_id, "user.signed_out_everywhere", "user", user.id
+    )
     db.session.flush()
 
 
@@ -163,6 +197,7 @@ def update_user(principal, organization_id, user_id, changes):
         user.active = changes["active"]
     if not user.active or {"roles", "provinces"} & changes.keys():
         revocation.revoke(f"user:{user.id}")
+        end_web_sessions(user)
     if not user.active:
         revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
     db.session.flush()

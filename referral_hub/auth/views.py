@@ -12,7 +12,7 @@ from ..errors import InvalidInput, TooManyRequests
 from ..extensions import db
 from ..web.error_pages import page_blueprint
 from ..web.forms import form_errors
-from ..web.session import current_user, local_path, signed_in
+from ..web.session import current_user, keep_session, local_path, signed_in, start_session
 from . import service
 from .oauth_api import server
 
@@ -22,7 +22,7 @@ bp = page_blueprint("auth_pages", __name__)
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     next_url = local_path(request.values.get("next"), url_for("health.index"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET, or HEAD asking what a GET would answer
         return render_template("login.html", next_url=next_url, error=None)
     check_csrf()
     email = request.form.get("email", "")
@@ -36,19 +36,30 @@ def login():
     if user is None:
         error = _("The email or password is not right.")
         return render_template("login.html", next_url=next_url, error=error, email=email), 401
-    language = session.get("lang")
-    session.clear()
-    if language:
-        session["lang"] = language
-    session.permanent = True
-    session["user_id"] = user.id
+    start_session(user)
     return redirect(next_url)
 
 
 @bp.post("/logout")
 def logout():
+    """End this session for good: a copy of its cookie is refused from now on too."""
     check_csrf()
+    user = current_user()
+    if user is not None:
+        service.end_session(user.id, session["id"])
+        db.session.commit()
     session.clear()
+    return redirect(url_for("auth_pages.login"))
+
+
+@bp.post("/account/sign-out-everywhere")
+@signed_in()
+def sign_out_everywhere(principal):
+    check_csrf()
+    service.sign_out_everywhere(principal.user_id)
+    db.session.commit()
+    session.clear()
+    flash(_("You are signed out on every device and app."), "success")
     return redirect(url_for("auth_pages.login"))
 
 
@@ -72,6 +83,7 @@ def change_password(principal):
         db.session.rollback()
         return render_template("password.html", errors=form_errors(problem)), 422
     db.session.commit()
+    keep_session(g.user)
     flash(_("Your password is changed."), "success")
     return redirect(url_for("referral_pages.home"))
 
@@ -97,7 +109,7 @@ def authorize():
     except ValueError:
         # Authlib refuses to build an error whose text holds quotes or non-ASCII characters.
         return _error_page("The authorization request is malformed.")
-    if request.method == "GET":
+    if request.method != "POST":
         redirect_uri = grant.request.payload.redirect_uri
         parts = urlsplit(redirect_uri)
         g.csp_form_action_extra = f"{parts.scheme}://{parts.netloc}"

@@ -5,7 +5,7 @@ from flask_babel import get_locale
 
 from .. import clock
 from ..csrf import csrf_token
-from . import error_pages, i18n, labels, localize, messages, navigation
+from . import error_pages, i18n, labels, localize, messages, navigation, session
 
 
 def _page_globals():
@@ -22,6 +22,7 @@ def configure(app):
     app.extensions["hub_error_page"] = error_pages.render_error
     app.before_request(error_pages.mark_unknown_path)
     app.context_processor(_page_globals)
+    app.after_request(session.not_stored)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.filters["translate_message"] = messages.translate
     app.jinja_env.globals.update(localize.HELPERS, **labels.HELPERS, now=clock.now)

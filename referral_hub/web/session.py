@@ -1,6 +1,9 @@
 """Who is signed in to the pages, as the same Principal the API's service calls take."""
 
 import functools
+import secrets
+import string
+from urllib.parse import urlsplit
 
 from flask import g, redirect, request, session, url_for
 
@@ -10,12 +13,34 @@ from ..config import SCOPES
 from ..extensions import db
 
 WEB_CLIENT = "web"
+# Printable ASCII but space and backslash: what a browser sends as a path and query, and nothing
+# it would drop or read as a slash (turning "/\t/evil.example" into "//evil.example").
+PATH_CHARACTERS = frozenset(string.printable) - frozenset(string.whitespace) - {"\\"}
 
 
 def current_user():
+    """The signed-in user, unless this session was signed out or ended with all the others
+    (sign out everywhere, a new password, a change of roles, being disabled)."""
     user_id = session.get("user_id")
     user = db.session.get(User, user_id) if user_id else None
-    return user if user and user.active else None
+    if user and user.active and user.holds_session(session.get("generation"), session.get("id")):
+        return user
+    return None
+
+
+def start_session(user):
+    """A new session for `user`, so nothing set before signing in carries over but the language."""
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    session.permanent = True
+    session.update(user_id=user.id, generation=user.session_generation, id=secrets.token_hex(8))
+
+
+def keep_session(user):
+    """Keep this session open after the user ended every older one."""
+    session["generation"] = user.session_generation
 
 
 def principal_of(user):
@@ -52,6 +77,16 @@ def signed_in(*roles):
 
 def local_path(target, default="/"):
     """Only same-site paths, so no link or form can send a visitor to another host."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not set(target) <= PATH_CHARACTERS:
+        return default
+    return target
+
+
+def not_stored(response):
+    """Pages may show personal data: no browser or proxy keeps them, unless a page says so."""
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
