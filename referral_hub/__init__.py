@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import config as settings
-from . import crypto, errors, logs, request_handling, web
+from . import crypto, database_outage, errors, logs, request_handling, web
 from .db_types import include_in_autogenerate
 from .extensions import db, migrate
 
@@ -51,6 +51,7 @@ def create_app(config=None):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
 
     logs.configure(app)
+    database_outage.register(app)
     db.init_app(app)
     migrations = Path(__file__).resolve().parent.parent / "migrations"
     migrate.init_app(

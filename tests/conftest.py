@@ -5,8 +5,10 @@ import logging
 import os
 import socket
 import threading
+import uuid
 
 import pytest
+import sqlalchemy as sa
 from flask_migrate import upgrade
 from sqlalchemy import event
 from werkzeug.serving import make_server
@@ -35,6 +37,22 @@ def database_url(tmp_path_factory):
         os.environ.get("TEST_DATABASE_URL")
         or f"sqlite:///{tmp_path_factory.mktemp('db')}/hub.sqlite"
     )
+
+
+@pytest.fixture
+def empty_database_url(database_url, tmp_path):
+    """A new, empty database on the same server as the test database."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path}/migrations.sqlite"
+        return
+    name = f"hub_migrations_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.engine.make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
