@@ -11,6 +11,14 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from . import errors
 
+try:
+    from psycopg2 import InterfaceError as PostgresInterfaceError
+    from psycopg2 import OperationalError as PostgresOperationalError
+
+    POSTGRES_CONNECTION_ERRORS = (PostgresOperationalError, PostgresInterfaceError)
+except ImportError:  # PostgreSQL is an extra: [postgres]
+    POSTGRES_CONNECTION_ERRORS = ()
+
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 30
@@ -32,18 +40,18 @@ class DatabaseUnavailable(errors.Problem):
 
 
 def is_outage(exc):
-    """Whether an error means the database is out of reach, not that a statement is wrong."""
+    """Whether an error means the database is out of reach, not that a statement is wrong.
+    SQLAlchemy wraps the driver's error, except from a raw connection (the dispatcher's)."""
     if isinstance(exc, DisconnectionError):
         return True
-    if not isinstance(exc, OperationalError | InterfaceError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    original = exc.orig
-    if isinstance(original, sqlite3.Error):
-        return str(original) in SQLITE_UNAVAILABLE
-    if type(original).__module__.startswith("psycopg2"):
-        code = getattr(original, "pgcode", None)  # None: no answer from the server at all
+    if isinstance(exc, OperationalError | InterfaceError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if isinstance(exc, sqlite3.OperationalError):
+        return str(exc) in SQLITE_UNAVAILABLE
+    if isinstance(exc, POSTGRES_CONNECTION_ERRORS):
+        code = exc.pgcode  # None: no answer from the server at all
         return code is None or code.startswith(POSTGRES_UNAVAILABLE)
     return False
 
@@ -55,33 +63,48 @@ def describe(exc):
     return f"{type(cause).__name__}: {reason}"
 
 
-class _OutageLog:
-    """At most one line a minute, saying how many answers it stands for."""
+class _OncePerMinute:
+    """Lets one line a minute through for each kind of line, and counts the others."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._next_line_at = 0.0
-        self._unlogged = 0
+        self._next_line_at = {}
+        self._held_back = {}
 
-    def note(self, exc):
+    def due(self, kind):
+        """None while the kind's minute runs; else how many lines were held back meanwhile."""
         now = time.monotonic()
         with self._lock:
-            if now < self._next_line_at:
-                self._unlogged += 1
-                return
-            self._next_line_at = now + LOG_INTERVAL_SECONDS
-            unlogged, self._unlogged = self._unlogged, 0
-        log.error(
-            "database unavailable, answering 503 (%s); %d more such answers since the last line",
-            describe(exc),
-            unlogged,
-        )
+            if now < self._next_line_at.get(kind, 0.0):
+                self._held_back[kind] = self._held_back.get(kind, 0) + 1
+                return None
+            self._next_line_at[kind] = now + LOG_INTERVAL_SECONDS
+            return self._held_back.pop(kind, 0)
+
+
+class OutageLines(logging.Filter):
+    """On a log handler: an outage that a background thread logs (the callback dispatcher at
+    each poll, a job at each run) comes through once a minute for each message."""
+
+    def __init__(self):
+        super().__init__()
+        self._limit = _OncePerMinute()
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        return not is_outage(error) or self._limit.due((record.name, record.msg)) is not None
 
 
 def _answer(exc):
     if not is_outage(exc):
         return errors.unexpected(exc)
-    current_app.extensions["hub_database_outage"].note(exc)
+    held_back = current_app.extensions["hub_database_outage"].due("requests")
+    if held_back is not None:
+        log.error(
+            "database unavailable, answering 503 (%s); %d more such answers since the last line",
+            describe(exc),
+            held_back,
+        )
     return errors.problem_response(DatabaseUnavailable())
 
 
@@ -92,6 +115,6 @@ def register(app):
         **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
         "hide_parameters": True,
     }
-    app.extensions["hub_database_outage"] = _OutageLog()
+    app.extensions["hub_database_outage"] = _OncePerMinute()
     for error in (OperationalError, InterfaceError, DisconnectionError):
         app.register_error_handler(error, _answer)

@@ -103,6 +103,7 @@ def configure(app):
     """Send the app's and the server's logs to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
+    handler.addFilter(database_outage.OutageLines())
     for name in ("referral_hub", "werkzeug", "authlib", "apscheduler", "gunicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]

@@ -1,9 +1,11 @@
 """When the database does not answer, every door answers 503 with Retry-After, logs one line a
 minute, and no log line ever carries an SQL statement's values."""
 
+import io
 import json
 import logging
 import socket
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -40,7 +42,7 @@ def unreachable(request, live_port, tmp_path):
         url = f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/hub"
     else:
         url = f"sqlite:///{tmp_path}/no-such-folder/hub.sqlite"
-    return hub(url, live_port)
+    return hub(url, live_port, CALLBACK_POLL_SECONDS=0.02)
 
 
 def assert_unavailable(response):
@@ -88,6 +90,21 @@ def test_an_outage_logs_one_line_a_minute_and_no_traceback(unreachable, log_line
     outage = [line for line in lines if "database unavailable" in line["message"]]
     assert len(outage) == 1, lines
     assert "Traceback" not in log_lines.getvalue()
+
+
+def test_the_dispatcher_in_an_outage_logs_once_a_minute_per_message(unreachable):
+    """The callback dispatcher tries again at every poll; the hub's own log handler lets one
+    line a minute through for each of its messages, without a traceback."""
+    (handler,) = logging.getLogger("referral_hub").handlers
+    handler.setStream(written := io.StringIO())
+    dispatcher = unreachable.extensions["hub_dispatcher"]
+    dispatcher.start()
+    time.sleep(1)  # some fifty polls
+    dispatcher.stop()
+    messages = [json.loads(line)["message"] for line in written.getvalue().splitlines()]
+    assert "dispatcher pass failed; its leases will expire" in messages
+    assert len(messages) == len(set(messages)), messages
+    assert "Traceback" not in written.getvalue()
 
 
 @pytest.fixture
