@@ -5,12 +5,10 @@ import logging
 import os
 import socket
 import threading
-import uuid
 
 import pytest
-import sqlalchemy as sa
 from flask_migrate import upgrade
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, make_url, text
 from werkzeug.serving import make_server
 
 from referral_hub import create_app
@@ -45,13 +43,13 @@ def empty_database_url(database_url, tmp_path):
     if not database_url.startswith("postgresql"):
         yield f"sqlite:///{tmp_path}/migrations.sqlite"
         return
-    name = f"hub_migrations_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    name = f"hub_migrations_{os.urandom(6).hex()}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.engine.make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
