@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as settings
-from . import crypto, errors, logs, request_handling, web
+from . import crypto, database_outage, errors, logs, request_handling, web
 from .db_types import include_in_autogenerate
 from .extensions import db, migrate
 
@@ -54,6 +54,7 @@ def create_app(config=None):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
 
     logs.configure(app)
+    database_outage.register(app)
     db.init_app(app)
     migrations = Path(__file__).resolve().parent.parent / "migrations"
     migrate.init_app(

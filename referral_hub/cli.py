@@ -1,5 +1,7 @@
-"""The `referral-hub` command line; each command prints JSON."""
+"""The `referral-hub` command line; each command prints JSON. An environment that is not
+ready (settings, database) gets one line that says what to do, never a traceback."""
 
+import itertools
 import json
 import os
 import sys
@@ -8,6 +10,8 @@ import time
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate.cli import db as migrations_cli
+from sqlalchemy.exc import DBAPIError
 
 from . import create_app
 from .audit.cli import audit_cli
@@ -15,6 +19,8 @@ from .auth import keys
 from .auth import service as auth_service
 from .auth.models import ROLES
 from .auth.schemas import ClientView, UserView
+from .config import ConfigError
+from .database_outage import describe, is_outage
 from .directory import service as directory_service
 from .directory.hsds_cli import directory_cli
 from .directory.schemas import OrganizationView
@@ -22,7 +28,77 @@ from .errors import Problem
 from .extensions import db
 from .partners.cli import partners_cli
 
-cli = FlaskGroup(create_app=create_app, add_version_option=False, help="Referral Hub.")
+HELP = """Referral Hub: a federated, consent-aware referral hub for NGO networks. It holds
+the network's service directory, carries referrals with their consent between
+organisations over OAuth 2 APIs, and tells each party when a referral changes.
+
+\b
+Try it on this machine, with demo data and nothing to set up:
+  referral-hub demo
+\b
+In production set HUB_ENV, SECRET_KEY, DATA_ENCRYPTION_KEYS and DATABASE_URL, then:
+  referral-hub db upgrade
+"""
+
+
+def _environment_problem(exc):
+    """The one line to print for an error of the environment, or None for any other error."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if is_outage(exc):
+        return (
+            f"The database does not answer ({describe(exc)}); check DATABASE_URL and that "
+            "the database is up and reachable."
+        )
+    if isinstance(exc, DBAPIError) and _is_missing_table(exc.orig):
+        return "The database has no hub tables yet: run `referral-hub db upgrade` first."
+    return None
+
+
+def _is_missing_table(error):
+    return getattr(error, "pgcode", None) == "42P01" or str(error).startswith("no such table")
+
+
+def _show_asked_help(ctx, name, command, args):
+    """Parse down to the command whose help was asked without running any group's callback
+    (Flask-Migrate's `db` loads the app in its own): the help option prints and exits."""
+    while isinstance(command, click.Group):
+        ctx = click.Context(command, info_name=name, parent=ctx)
+        rest = click.Command.parse_args(command, ctx, args)
+        name, command, args = command.resolve_command(ctx, rest)
+    command.make_context(name, args, parent=ctx)
+
+
+class HubGroup(FlaskGroup):
+    """Flask's command group, less its habit of loading the app to list commands: the hub's
+    commands are all its own, so `--help` needs no environment and writes nothing."""
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return sorted(super(FlaskGroup, self).list_commands(ctx))
+
+    def get_command(self, ctx, name):
+        self._load_plugin_commands()
+        return super(FlaskGroup, self).get_command(ctx, name)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        options = itertools.takewhile(lambda arg: arg != "--", rest)
+        if command is not None and set(options) & set(ctx.help_option_names):
+            _show_asked_help(ctx, name, command, rest)
+        return name, command, rest
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            problem = _environment_problem(exc)
+            if problem is None:
+                raise
+            raise click.ClickException(problem) from None
+
+
+cli = HubGroup(create_app=create_app, add_version_option=False, help=HELP)
 
 
 def emit(data):
@@ -199,6 +275,7 @@ def demo(host, port, no_serve):
     run_simple(host, port, app, threaded=True)
 
 
+cli.add_command(migrations_cli)  # Flask-Migrate adds it to the app's commands, which need the app
 cli.add_command(directory_cli)
 cli.add_command(audit_cli)
 cli.add_command(partners_cli)

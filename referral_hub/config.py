@@ -3,6 +3,9 @@
 import os
 from datetime import timedelta
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 DEFAULT_SECRET_KEY = "dev-only-secret-key-change-me"  # refused in production
 
 SCOPES = {
@@ -28,6 +31,30 @@ def _env_bool(name, default):
     return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _database_url(default):
+    """DATABASE_URL, checked before anything connects. `postgres://` (the form Heroku, Render
+    and others hand out) and `postgresql://` (whose default driver SQLAlchemy 2.1 changed to
+    psycopg 3) both mean PostgreSQL through psycopg2, the driver the hub ships with."""
+    url = os.environ.get("DATABASE_URL") or default
+    example = "postgresql+psycopg2://user:password@host:5432/name or sqlite:////path/hub.sqlite"
+    try:
+        scheme = make_url(url).drivername
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a database URL; write it as {example}.") from None
+    if scheme in {"postgres", "postgresql"}:
+        url = "postgresql+psycopg2" + url.removeprefix(scheme)
+    elif scheme not in {"postgresql+psycopg2", "sqlite", "sqlite+pysqlite"}:
+        raise ConfigError(f"DATABASE_URL must name PostgreSQL (psycopg2) or SQLite: {example}.")
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except ImportError:
+        raise ConfigError(
+            "DATABASE_URL names PostgreSQL but its driver psycopg2 is not installed: "
+            "pip install 'referral-hub[postgres]'."
+        ) from None
+    return url
+
+
 def from_environment(instance_path):
     """Read every setting the hub knows from the environment, with safe defaults."""
     env = os.environ.get("HUB_ENV", "production")
@@ -37,7 +64,7 @@ def from_environment(instance_path):
         "HUB_ENV": env,
         "SCOPES": SCOPES,
         "SECRET_KEY": os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY),
-        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", f"sqlite:///{sqlite_path}"),
+        "SQLALCHEMY_DATABASE_URI": _database_url(f"sqlite:///{sqlite_path}"),
         "HUB_ISSUER": issuer,
         "HUB_AUDIENCE": os.environ.get("HUB_AUDIENCE", f"{issuer}/api"),
         "ACCESS_TOKEN_LIFETIME": _env_int("ACCESS_TOKEN_LIFETIME", 600),

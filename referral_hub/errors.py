@@ -141,7 +141,8 @@ def _validation_error(exc):
     )
 
 
-def _unexpected(exc):
+def unexpected(exc):
+    """A 500 whose traceback is logged; the client gets only the request id."""
     log.exception("unhandled error on %s %s", request.method, request.path)
     problem = Problem("An unexpected error occurred; quote the request_id when reporting it.")
     problem.status, problem.slug, problem.title = 500, "internal", "Internal server error"
@@ -152,4 +153,4 @@ def register(app):
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(ValidationError, _validation_error)
-    app.register_error_handler(Exception, _unexpected)
+    app.register_error_handler(Exception, unexpected)

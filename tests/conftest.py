@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, make_url, text
 from werkzeug.serving import make_server
 
 from referral_hub import clock, create_app
@@ -36,6 +36,22 @@ def database_url(tmp_path_factory):
         os.environ.get("TEST_DATABASE_URL")
         or f"sqlite:///{tmp_path_factory.mktemp('db')}/hub.sqlite"
     )
+
+
+@pytest.fixture
+def empty_database_url(database_url, tmp_path):
+    """A new, empty database on the same server as the test database."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path}/migrations.sqlite"
+        return
+    name = f"hub_migrations_{os.urandom(6).hex()}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""Where callbacks may go: never to loopback, private, link-local or metadata addresses,
-unless the configuration allows them (development and tests); and for how long at most."""
+"""Where callbacks may go: only to globally reachable addresses (never loopback, private,
+link-local, metadata or special-purpose ones, however an IPv6 address wraps them), unless
+the configuration allows them (development and tests); and for how long at most."""
 
 import contextlib
 import ipaddress
@@ -16,7 +17,23 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata"}
-SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
+# Blocks that are not globally reachable but that Python 3.11's is_global still passes
+# (IANA special-purpose registries), and forms refused outright.
+NOT_GLOBAL = [
+    ipaddress.ip_network(block)
+    for block in (
+        "192.0.0.0/24",  # IETF protocol assignments (3.11 knows only parts of it)
+        "192.88.99.0/24",  # 6to4 relay anycast, deprecated
+        "::/96",  # IPv4-compatible IPv6, deprecated: nothing legitimate uses it
+        "64:ff9b:1::/48",  # local-use NAT64
+        "fec0::/10",  # site-local, deprecated
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 segment identifiers
+    )
+]
+SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # IPv4-translated
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+ISATAP_MARK = 0x5EFE  # interface identifier 0000:5efe:a.b.c.d or 0200:5efe:a.b.c.d
 KEPT_ALIVE_HOSTS = 256  # partners' hosts each sending thread keeps a connection to
 _thread = threading.local()
 
@@ -25,21 +42,26 @@ class TargetRefused(Exception):
     """The URL is not a place the hub will send a callback or token request to."""
 
 
-def _forbidden_address(address):
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(
-        (
-            ip.is_loopback,
-            ip.is_private,
-            ip.is_link_local,
-            ip.is_multicast,
-            ip.is_reserved,
-            ip.is_unspecified,
-            ip in SHARED_ADDRESS_SPACE,
-        )
-    )
+def _carried_ipv4(ip):
+    """The IPv4 address an IPv6 address leads to, when it is one of the tunnelled forms."""
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in SIIT or ip in NAT64:
+        return low
+    if ip.sixtofour or ip.teredo:
+        return ip.sixtofour or ip.teredo[1]  # Teredo's client address, de-obfuscated
+    if (int(ip) >> 32) & 0xFDFFFFFF == ISATAP_MARK:
+        return low
+    return None
+
+
+def is_public(ip):
+    """Whether an address is globally reachable, and so is every address it carries."""
+    if ip.version == 6 and ip.ipv4_mapped:
+        return is_public(ip.ipv4_mapped)
+    if not ip.is_global or ip.is_multicast or any(ip in block for block in NOT_GLOBAL):
+        return False
+    carried = _carried_ipv4(ip) if ip.version == 6 else None
+    return carried is None or is_public(carried)
 
 
 def check_url(url):
@@ -72,8 +94,8 @@ def resolve(url):
 def _check_address(address):
     if current_app.config["CALLBACK_ALLOW_PRIVATE_TARGETS"]:
         return
-    if _forbidden_address(address.split("%")[0]):
-        raise TargetRefused("The host resolves to a loopback, private or reserved address.")
+    if not is_public(ipaddress.ip_address(address.split("%")[0])):
+        raise TargetRefused("The host resolves to an address that is not public.")
 
 
 @contextlib.contextmanager
