@@ -77,6 +77,11 @@ def test_an_unreachable_database_answers_503_everywhere(app, unreachable, partne
     browser, _user = signed_in(app)  # the same secret key: the session is valid there too
     http.set_cookie("hub_session", browser.get_cookie("hub_session").value)
     assert_page_unavailable(http.get("/find", headers={"Accept": "text/html"}))
+    http.set_cookie("hub_lang", "km")
+    khmer = http.get("/find", headers={"Accept": "text/html"})
+    assert_page_unavailable(khmer)
+    assert "cannot reach its database" not in khmer.get_data(as_text=True)
+    assert "ប្រព័ន្ធមិនអាចប្រើបានមួយភ្លែត" in khmer.get_data(as_text=True)
     ready = http.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json() == {"status": "unavailable", "database": "unreachable"}

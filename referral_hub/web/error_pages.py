@@ -25,6 +25,7 @@ def _titles():
         422: _("Please correct the form"),
         429: _("Too many attempts"),
         500: _("Something went wrong on our side"),
+        503: _("The hub is unavailable for a moment"),
     }
 
 

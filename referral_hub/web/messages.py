@@ -34,6 +34,8 @@ SHOWN_ON_PAGES = (
     _l("Manage your organisation's status callbacks"),
     _l("Read network figures you are entitled to"),
     _l("Manage your organisation's users and API clients (admins only)"),
+    # database_outage.DatabaseUnavailable, on the error page
+    _l("The hub cannot reach its database just now; try again shortly."),
     # service rules
     _l("A user with this email exists already."),
     _l("A focal point covers at least one province."),
