@@ -206,3 +206,41 @@ def test_an_unknown_client_and_a_wrong_credential_get_the_same_answer(
     status, body, headers = answers[0]
     assert status == 401 and body["error"] == "invalid_client"
     assert headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def malformed_assertions(app, client_id, key):
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": f"{app.config['HUB_ISSUER']}/oauth/token",
+        "exp": int(time.time()) + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    header = {"alg": "RS256", "kid": key.kid}
+    return {
+        "bad base64": "!!!.@@@.###",
+        "header a list": unsigned_with([1], claims),
+        "claims a list": unsigned_with(header, [1]),
+        "sub a list": unsigned_with(header, {**claims, "sub": [client_id]}),
+        "alg with a quote": unsigned_with({**header, "alg": 'RS"256'}, claims),
+        "alg non-ASCII": unsigned_with({**header, "alg": "RS\u00e9"}, claims),
+        "crit with a quote": unsigned_with({**header, "crit": ['x"y'], 'x"y': 1}, claims),
+        "kid a list": unsigned_with({**header, "kid": [key.kid]}, claims),
+        "exp a string": jwt.encode(header, {**claims, "exp": "soon"}, key),
+        "wrong audience": jwt.encode(header, {**claims, "aud": 'https://"elsewhere'}, key),
+        "two parts": f"{b64(header)}.{b64(claims)}",
+    }
+
+
+def test_every_malformed_client_assertion_is_invalid_client(app, client):
+    key = tokens.stranger_key()
+    jwks = {"keys": [key.as_dict(private=False)]}
+    for name in malformed_assertions(app, "any", key):
+        # a client each: five failures would lock one client out (429)
+        client_id, _ = make_client(make_org(), auth_method="private_key_jwt", jwks=jwks)
+        assertion = malformed_assertions(app, client_id, key)[name]
+        for endpoint, form in CLIENT_ENDPOINTS.items():
+            data = {**form, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+            response = client.post(endpoint, data=data)
+            assert response.status_code == 401, (name, endpoint, response.get_json())
+            assert response.get_json()["error"] == "invalid_client", (name, endpoint)

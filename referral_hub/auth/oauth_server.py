@@ -196,6 +196,14 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def resolve_client_public_key(self, client):
         return KeySet.import_key_set(client.jwks or {"keys": []})
 
+    def process_assertion_claims(self, assertion, resolve_key):
+        """Authlib quotes JOSE's message in its error; one quoting the sender's header (an
+        alg with a '"') is not a valid OAuth error description and made a 500."""
+        try:
+            return super().process_assertion_claims(assertion, resolve_key)
+        except ValueError as error:
+            raise InvalidClientError(description="Invalid client assertion.") from error
+
 
 def _query_token(token_string, token_type_hint):
     """Find an access token (a JWT this hub signed) or a refresh token (by digest)."""
