@@ -4,10 +4,12 @@ import base64
 import hashlib
 import re
 import secrets
+import time
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+from joserfc import jwt
 
 from referral_hub.auth import service as auth_service
 from referral_hub.directory import service as directory_service
@@ -77,6 +79,20 @@ def client_token(http, client_id, secret, scope):
     return response.get_json()["access_token"]
 
 
+def client_assertion(client_id, audience, key):
+    """A private_key_jwt client assertion (RFC 7523) signed with key, for one minute."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
 def bearer(token):
     return {"Authorization": f"Bearer {token}"}
 
@@ -126,6 +142,11 @@ def authorization_code(http, client_id, scope, challenge, redirect_uri=REDIRECT_
 
 def user_tokens(app, user, scope):
     """Access and refresh token for a user, through login, approval and the token endpoint."""
+    return user_grant(app, user, scope)[1]
+
+
+def user_grant(app, user, scope):
+    """The client (id, secret) a user approves, and the tokens it then gets for the user."""
     owner = directory_service.get_organization(user.organization_id)
     client_id, secret = make_client(
         owner, scope.split(), ("authorization_code", "refresh_token"), redirect_uris=[REDIRECT_URI]
@@ -145,7 +166,7 @@ def user_tokens(app, user, scope):
         },
     )
     assert response.status_code == 200, response.get_json()
-    return response.get_json()
+    return (client_id, secret), response.get_json()
 
 
 def make_service(organization, **values):

@@ -18,15 +18,12 @@ from referral_hub.extensions import db
 
 from .conftest import hub_config
 from .factories import (
-    REDIRECT_URI,
-    authorization_code,
     bearer,
     client_token,
     make_client,
     make_org,
     make_user,
-    pkce_pair,
-    sign_in,
+    user_grant,
     user_tokens,
 )
 
@@ -42,31 +39,6 @@ def other_process(app, database_url, live_port):
         db.engine.dispose()
 
 
-def interactive_tokens(app, organization, user, scope):
-    """A user's access and refresh token, and the client (id, secret) they were issued to."""
-    client_id, secret = make_client(
-        organization,
-        scope.split(),
-        ("authorization_code", "refresh_token"),
-        redirect_uris=[REDIRECT_URI],
-    )
-    http = app.test_client()
-    sign_in(http, user.email)
-    verifier, challenge = pkce_pair()
-    code = authorization_code(http, client_id, scope, challenge)
-    response = http.post(
-        "/oauth/token",
-        auth=(client_id, secret),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        },
-    )
-    return (client_id, secret), response.get_json()
-
-
 def revoke_access_token(app, client, organization):
     credentials = make_client(organization)
     token = client_token(client, *credentials, "directory:read")
@@ -74,8 +46,7 @@ def revoke_access_token(app, client, organization):
 
 
 def revoke_grant(app, client, organization):
-    user = make_user(organization)
-    credentials, issued = interactive_tokens(app, organization, user, "directory:read")
+    credentials, issued = user_grant(app, make_user(organization), "directory:read")
     refresh_token = issued["refresh_token"]
     return issued["access_token"], lambda: client.post(
         "/oauth/revoke", data={"token": refresh_token}, auth=credentials

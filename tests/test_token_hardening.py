@@ -19,7 +19,7 @@ from referral_hub.extensions import db
 
 from . import tokens
 from .conftest import hub_config
-from .factories import bearer, client_token, make_client, make_org
+from .factories import bearer, client_assertion, client_token, make_client, make_org
 
 API_ROUTE = "/api/v1/organizations"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -150,17 +150,8 @@ CLIENT_ENDPOINTS = {
 }
 
 
-def assertion_for(app, client_id, key):
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": f"{app.config['HUB_ISSUER']}/oauth/token",
-        "iat": now,
-        "exp": now + 60,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+def token_endpoint(app):
+    return f"{app.config['HUB_ISSUER']}/oauth/token"
 
 
 def credentials(app, method, client_id):
@@ -170,7 +161,7 @@ def credentials(app, method, client_id):
     if method == "client_secret_post":
         return {"client_id": client_id, "client_secret": "wrong-secret"}, None
     if method == "private_key_jwt":
-        signed = assertion_for(app, client_id, tokens.stranger_key())
+        signed = client_assertion(client_id, token_endpoint(app), tokens.stranger_key())
         return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": signed}, None
     return {"client_id": client_id}, None
 
@@ -209,7 +200,7 @@ def malformed_assertions(app, client_id, key):
     claims = {
         "iss": client_id,
         "sub": client_id,
-        "aud": f"{app.config['HUB_ISSUER']}/oauth/token",
+        "aud": token_endpoint(app),
         "exp": int(time.time()) + 60,
         "jti": uuid.uuid4().hex,
     }
