@@ -3,6 +3,7 @@
 The hub runs under gunicorn as in production (2 worker processes of 2 threads each) on the
 test database; two real HTTP requests leave a barrier together. Exactly one may succeed,
 and the other counts as a reuse: the whole grant is revoked, the winner's tokens included.
+A revocation that lands in the middle of a refresh also leaves no live token.
 """
 
 import os
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import event
+
+from referral_hub.extensions import db
 
 from .conftest import _free_port, hub_config
 from .factories import (
@@ -26,6 +30,7 @@ from .factories import (
     make_user,
     pkce_pair,
     sign_in,
+    user_grant,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,3 +168,34 @@ def test_two_simultaneous_refreshes_of_one_refresh_token(gunicorn_hub, grant_cli
             at_once(gunicorn_hub, auth, refresh_form(issued.json()["refresh_token"]))
         )
         assert_grant_revoked(gunicorn_hub, auth, winner)
+
+
+def test_a_grant_revoked_while_a_refresh_is_under_way_leaves_no_live_token(app, client):
+    """The revocation lands after the refresh token was checked and before the new one is
+    saved, so it cannot reach the new one: the refresh must then fail and void the grant."""
+    credentials, issued = user_grant(app, make_user(make_org()), SCOPE)
+    revoked = []
+
+    def revoke_now():
+        with app.app_context():
+            answer = app.test_client().post(
+                "/oauth/revoke", data={"token": issued["refresh_token"]}, auth=credentials
+            )
+            revoked.append(answer.status_code)
+
+    def before_the_new_refresh_token(_conn, _cursor, statement, *_args):
+        if statement.startswith("INSERT INTO refresh_tokens") and not revoked:
+            other = threading.Thread(target=revoke_now)
+            other.start()
+            other.join(30)
+
+    event.listen(db.engine, "before_cursor_execute", before_the_new_refresh_token)
+    try:
+        refreshed = client.post(
+            "/oauth/token", auth=credentials, data=refresh_form(issued["refresh_token"])
+        )
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before_the_new_refresh_token)
+    assert revoked == [200]
+    assert refreshed.status_code == 400, refreshed.get_json()
+    assert refreshed.get_json()["error"] == "invalid_grant"
