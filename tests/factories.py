@@ -142,6 +142,11 @@ def authorization_code(http, client_id, scope, challenge, redirect_uri=REDIRECT_
 
 def user_tokens(app, user, scope):
     """Access and refresh token for a user, through login, approval and the token endpoint."""
+    return user_grant(app, user, scope)[1]
+
+
+def user_grant(app, user, scope):
+    """The client (id, secret) a user approves, and the tokens it then gets for the user."""
     owner = directory_service.get_organization(user.organization_id)
     client_id, secret = make_client(
         owner, scope.split(), ("authorization_code", "refresh_token"), redirect_uris=[REDIRECT_URI]
@@ -161,7 +166,7 @@ def user_tokens(app, user, scope):
         },
     )
     assert response.status_code == 200, response.get_json()
-    return response.get_json()
+    return (client_id, secret), response.get_json()
 
 
 def make_service(organization, **values):

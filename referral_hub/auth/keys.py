@@ -1,5 +1,6 @@
 """Keys that sign access tokens, their rotation and the published JWKS."""
 
+import math
 import threading
 import time
 from datetime import timedelta
@@ -62,16 +63,23 @@ def _published_rows():
 
 
 class KeyCache:
-    """Keys held in memory so verifying a token needs no database read."""
+    """Keys held in memory so verifying a token needs no database read.
+
+    The keys are read again once RELOAD_SECONDS have passed, and a kid not seen yet (a key
+    rotated by another process) may bring that forward at most once per RELOAD_SECONDS,
+    whatever kids anyone invents. A key is decrypted once, when it first appears.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._keys = {}
+        self._signing = None
+        self._looked_for_kid_at = -math.inf
         self.clear()
 
     def clear(self):
-        self._loaded_at = 0.0
-        self._signing = None
-        self._published = {}
+        """Read the keys again at the next use (this process rotated them)."""
+        self._loaded_at = -math.inf
 
     def _load(self):
         rows = _published_rows()
@@ -80,27 +88,35 @@ class KeyCache:
             active = [create_key()]
             db.session.commit()
             rows = [*rows, *active]
-        self._published = {row.kid: _to_jwk(row) for row in rows}
-        self._signing = self._published[active[-1].kid]
+        self._keys = {row.kid: self._keys.get(row.kid) or _to_jwk(row) for row in rows}
+        self._signing = self._keys[active[-1].kid]
         self._loaded_at = time.monotonic()
 
-    def _fresh(self, unknown_kid=None):
+    def _due(self, kid):
+        moment = time.monotonic()
+        if moment - self._loaded_at >= RELOAD_SECONDS:
+            return True
+        unseen = kid is not None and kid not in self._keys
+        return unseen and moment - self._looked_for_kid_at >= RELOAD_SECONDS
+
+    def _fresh(self, kid=None):
+        """Read the keys when due; under the lock, concurrent callers read them once."""
+        if not self._due(kid):
+            return
         with self._lock:
-            stale = time.monotonic() - self._loaded_at > RELOAD_SECONDS
-            if (
-                self._signing is None
-                or stale
-                or (unknown_kid and unknown_kid not in self._published)
-            ):
-                self._load()
+            if not self._due(kid):
+                return
+            if kid is not None and kid not in self._keys:
+                self._looked_for_kid_at = time.monotonic()
+            self._load()
 
     def signing_key(self):
         self._fresh()
         return self._signing
 
     def verification_keys(self, kid=None):
-        self._fresh(unknown_kid=kid)
-        return KeySet(list(self._published.values()))
+        self._fresh(kid)
+        return KeySet(list(self._keys.values()))
 
 
 def key_cache():

@@ -4,7 +4,11 @@ from datetime import timedelta
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -55,6 +59,26 @@ def revoke_grant(grant_id):
     revocation.revoke_refresh_tokens(RefreshToken.grant_id == grant_id)
     revocation.revoke(f"grant:{grant_id}")
     db.session.commit()
+
+
+def spend(credential, *unspent):
+    """Mark a one-time code or refresh token used, with one conditional UPDATE.
+
+    Of two requests racing with the same credential exactly one changes the row; the other
+    counts as a reuse and voids the whole grant, the winner's tokens included (they were
+    saved before the winner spent the credential, so the revocation reaches them).
+    """
+    model = type(credential)
+    spent = db.session.execute(
+        db.update(model)
+        .where(model.id == credential.id, model.used_at.is_(None), *unspent)
+        .values(used_at=clock.now())
+    )
+    if spent.rowcount == 1:
+        db.session.commit()
+        return
+    revoke_grant(credential.grant_id)
+    raise InvalidGrantError("This grant was already used; all its tokens are revoked.")
 
 
 def active_user(user_id):
@@ -114,8 +138,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, authorization_code):
         """Mark the code used rather than delete it, so a second use can be detected."""
-        authorization_code.used_at = clock.now()
-        db.session.commit()
+        spend(authorization_code)
 
     def authenticate_user(self, authorization_code):
         return active_user(authorization_code.user_id)
@@ -141,8 +164,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return active_user(refresh_token.user_id)
 
     def revoke_old_credential(self, refresh_token):
-        refresh_token.used_at = clock.now()
-        db.session.commit()
+        """Spend the old link; a grant revoked meanwhile also makes this refresh fail."""
+        spend(refresh_token, RefreshToken.revoked_at.is_(None))
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -172,6 +195,14 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def resolve_client_public_key(self, client):
         return KeySet.import_key_set(client.jwks or {"keys": []})
+
+    def process_assertion_claims(self, assertion, resolve_key):
+        """Authlib quotes JOSE's message in its error; one quoting the sender's header (an
+        alg with a '"') is not a valid OAuth error description and made a 500."""
+        try:
+            return super().process_assertion_claims(assertion, resolve_key)
+        except ValueError as error:
+            raise InvalidClientError(description="Invalid client assertion.") from error
 
 
 def _query_token(token_string, token_type_hint):
@@ -228,6 +259,19 @@ class Introspection(IntrospectionEndpoint):
 
 class HubAuthorizationServer(AuthorizationServer):
     """Authlib's server whose JSON errors are also RFC 9457 problem documents."""
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """One answer for an unknown client and for wrong credentials, so ids can't be probed.
+
+        Either way the work is one indexed read of the client: secrets are SHA-256 digests
+        (see credentials.digest), so comparing one costs nothing measurable.
+        """
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            raise InvalidClientError(
+                status_code=401, description="Client authentication failed."
+            ) from error
 
     def handle_error_response(self, request, error):
         status, body, headers = error(self.get_error_uri(request, error))

@@ -10,6 +10,8 @@ from .. import clock
 from ..extensions import db
 from .models import RefreshToken, TokenRevocation
 
+OWN_SECONDS = 60  # far longer than a request takes to commit
+
 
 def revoke(key, lifetime=None):
     """Void every token matching key ("jti:…", "grant:…", "client:…", "user:…") issued until now."""
@@ -39,33 +41,42 @@ def purge_expired():
 
 
 class DenyList:
-    """In-memory copy of the revocations, reloaded every few seconds from the database."""
+    """In-memory copy of the revocations, reloaded every few seconds from the database.
+
+    This process's own revocations count at once, and survive reloads for OWN_SECONDS: a
+    reload by another request may read the table before the revoking request commits.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._entries = {}
-        self._loaded_at = None
+        self.clear()
 
     def remember(self, key, revoked_at):
         with self._lock:
             self._entries[key] = revoked_at
+            self._own[key] = (revoked_at, time.monotonic())
 
     def clear(self):
         with self._lock:
-            self._entries, self._loaded_at = {}, None
+            self._entries, self._own, self._loaded_at = {}, {}, None
 
     def _refresh(self):
         max_age = current_app.config["REVOCATION_CACHE_SECONDS"]
         with self._lock:
-            if self._loaded_at is not None and time.monotonic() - self._loaded_at < max_age:
+            moment = time.monotonic()
+            if self._loaded_at is not None and moment - self._loaded_at < max_age:
                 return
             rows = db.session.execute(
                 db.select(TokenRevocation.key, TokenRevocation.revoked_at).where(
                     TokenRevocation.expires_at >= clock.now()
                 )
             )
-            self._entries = {key: revoked_at.timestamp() for key, revoked_at in rows}
-            self._loaded_at = time.monotonic()
+            entries = {key: revoked_at.timestamp() for key, revoked_at in rows}
+            self._own = {k: v for k, v in self._own.items() if moment - v[1] < OWN_SECONDS}
+            for key, (revoked_at, _) in self._own.items():
+                entries[key] = max(revoked_at, entries.get(key, revoked_at))
+            self._entries = entries
+            self._loaded_at = moment
 
     def is_revoked(self, claims):
         self._refresh()

@@ -13,6 +13,8 @@ from . import keys
 from .revocation import deny_list
 
 TOKEN_TYPE = "at+jwt"
+TOKEN_TYPES = {TOKEN_TYPE, f"application/{TOKEN_TYPE}"}
+MAX_TOKEN_LENGTH = 8192  # the hub's own tokens are about 1 KB
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):
@@ -56,14 +58,24 @@ class AccessToken:
         return deny_list().is_revoked(self.claims)
 
 
+def _key_id(token_string):
+    """The kid of a token whose header says it is an access token, or raise Unauthorized."""
+    if len(token_string) > MAX_TOKEN_LENGTH:
+        raise Unauthorized("The token is too long to be an access token.")
+    header = jws.extract_compact(token_string.encode()).headers()
+    typ, kid = header.get("typ"), header.get("kid")
+    if not isinstance(typ, str) or typ.lower() not in TOKEN_TYPES:
+        raise Unauthorized("The token is not an access token.")
+    if not isinstance(kid, str):
+        raise Unauthorized("The token does not name its signing key.")
+    return kid
+
+
 def decode(token_string):
     """Return the claims of a token this hub signed for its API, or raise Unauthorized."""
     config = current_app.config
     try:
-        header = jws.extract_compact(token_string.encode()).headers()
-        if header.get("typ", "").lower() not in {TOKEN_TYPE, f"application/{TOKEN_TYPE}"}:
-            raise Unauthorized("The token is not an access token.")
-        keyset = keys.key_cache().verification_keys(kid=header.get("kid"))
+        keyset = keys.key_cache().verification_keys(kid=_key_id(token_string))
         token = jwt.decode(token_string, keyset, algorithms=[keys.ALGORITHM])
         registry = jwt.JWTClaimsRegistry(
             leeway=30,

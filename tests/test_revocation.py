@@ -1,0 +1,129 @@
+"""Revoked tokens are refused at once where they were revoked, and soon everywhere else.
+
+The hub runs with production's REVOCATION_CACHE_SECONDS here: each process keeps a copy of
+the deny-list and reads it again every few seconds, and the process that revokes a token
+adds it to its own copy at once.
+"""
+
+import threading
+import time
+
+import pytest
+
+from referral_hub import create_app
+from referral_hub.auth import revocation
+from referral_hub.auth.revocation import deny_list
+from referral_hub.auth.tokens import decode
+from referral_hub.extensions import db
+
+from .conftest import hub_config
+from .factories import (
+    bearer,
+    client_token,
+    make_client,
+    make_org,
+    make_user,
+    user_grant,
+    user_tokens,
+)
+
+API_ROUTE = "/api/v1/organizations"
+
+
+@pytest.fixture(scope="module")
+def other_process(app, database_url, live_port):
+    """A second hub on the same database, with its own deny-list: another web process."""
+    other = create_app(hub_config(database_url, live_port))
+    yield other.test_client()
+    with other.app_context():
+        db.engine.dispose()
+
+
+def revoke_access_token(app, client, organization):
+    credentials = make_client(organization)
+    token = client_token(client, *credentials, "directory:read")
+    return token, lambda: client.post("/oauth/revoke", data={"token": token}, auth=credentials)
+
+
+def revoke_grant(app, client, organization):
+    credentials, issued = user_grant(app, make_user(organization), "directory:read")
+    refresh_token = issued["refresh_token"]
+    return issued["access_token"], lambda: client.post(
+        "/oauth/revoke", data={"token": refresh_token}, auth=credentials
+    )
+
+
+def admin_token(app, organization):
+    return user_tokens(app, make_user(organization, roles=["org_admin"]), "admin")["access_token"]
+
+
+def deactivate_user(app, client, organization):
+    user = make_user(organization)
+    token = user_tokens(app, user, "directory:read")["access_token"]
+    admin = admin_token(app, organization)
+    return token, lambda: client.patch(
+        f"/api/v1/organizations/{organization.id}/users/{user.id}",
+        json={"active": False},
+        headers=bearer(admin),
+    )
+
+
+def revoke_client(app, client, organization):
+    client_id, secret = make_client(organization)
+    token = client_token(client, client_id, secret, "directory:read")
+    admin = admin_token(app, organization)
+    return token, lambda: client.patch(
+        f"/api/v1/organizations/{organization.id}/clients/{client_id}",
+        json={"revoked": True},
+        headers=bearer(admin),
+    )
+
+
+@pytest.mark.parametrize(
+    "revoke", [revoke_access_token, revoke_grant, deactivate_user, revoke_client]
+)
+def test_a_revoked_token_is_refused_at_once_here_and_within_the_cache_period_elsewhere(
+    app, client, other_process, revoke
+):
+    max_age = app.config["REVOCATION_CACHE_SECONDS"]
+    assert max_age == 5  # production's setting, not 0
+    token, revoke_it = revoke(app, client, make_org())
+    # Both processes have just read the deny-list and accept the token.
+    assert client.get(API_ROUTE, headers=bearer(token)).status_code == 200
+    assert other_process.get(API_ROUTE, headers=bearer(token)).status_code == 200
+
+    assert revoke_it().status_code == 200
+    revoked_at = time.monotonic()
+    refused = client.get(API_ROUTE, headers=bearer(token))
+    assert refused.status_code == 401 and "revoked" in refused.get_json()["detail"]
+
+    while other_process.get(API_ROUTE, headers=bearer(token)).status_code != 401:
+        assert time.monotonic() - revoked_at < max_age + 1, "another process kept the token"
+        time.sleep(0.2)
+
+
+def test_a_revocation_is_kept_when_another_request_reads_the_deny_list_before_its_commit(
+    app, client, partner
+):
+    """A request of this process reloading the deny-list between a revocation's flush and its
+    commit does not see the row yet; the revoking process must still refuse the token."""
+    claims = decode(partner["token"])
+    assert client.get(API_ROUTE, headers=bearer(partner["token"])).status_code == 200
+    revocation.revoke(f"jti:{claims['jti']}")  # flushed, not committed yet
+    max_age, app.config["REVOCATION_CACHE_SECONDS"] = app.config["REVOCATION_CACHE_SECONDS"], 0
+    try:
+        seen = []
+
+        def another_request():
+            with app.app_context():
+                seen.append(deny_list().is_revoked(claims))
+                db.session.remove()
+
+        thread = threading.Thread(target=another_request)
+        thread.start()
+        thread.join(30)
+        db.session.commit()
+        assert seen == [True]
+        assert deny_list().is_revoked(claims)
+    finally:
+        app.config["REVOCATION_CACHE_SECONDS"] = max_age
