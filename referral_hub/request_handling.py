@@ -45,6 +45,13 @@ def _refuse(errors):
         raise InvalidInput("The request has text that cannot be stored.", errors=errors)
 
 
+def _too_deep(field):
+    return MalformedBody(
+        f"The body nests deeper than {MAX_JSON_DEPTH} levels.",
+        errors=[{"field": field, "message": "Nested too deeply."}],
+    )
+
+
 def _json_errors(data):
     """[{field, message}] for each unstorable key or string of a parsed body, walked without
     recursion; MalformedBody when it nests deeper than any document the hub takes."""
@@ -52,10 +59,7 @@ def _json_errors(data):
     while pending:
         path, value, depth = pending.pop()
         if depth > MAX_JSON_DEPTH:
-            raise MalformedBody(
-                f"The body nests deeper than {MAX_JSON_DEPTH} levels.",
-                errors=[{"field": path, "message": "Nested too deeply."}],
-            )
+            raise _too_deep(path)
         if isinstance(value, str) and (message := unstorable(value)):
             errors.append({"field": path, "message": message})
         if isinstance(value, dict):
@@ -75,8 +79,8 @@ def json_body(schema):
         raise UnsupportedMediaType("Send the body as application/json.")
     try:
         data = request.get_json(silent=True)
-    except RecursionError as exc:
-        raise MalformedBody(f"The body nests deeper than {MAX_JSON_DEPTH} levels.") from exc
+    except RecursionError as exc:  # deeper than the parser goes: the body as a whole
+        raise _too_deep("") from exc
     if data is None:
         raise MalformedBody("The body is not valid JSON.")
     _refuse(_json_errors(data))

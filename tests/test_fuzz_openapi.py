@@ -206,7 +206,7 @@ class Hub:
             "service_id": own_service.id,
             "referral_id": referral["id"],
             "subscription_id": subscription["id"],
-            "user_id": user.id,
+            "user_id": make_user(organization).id,  # not the token's: a change must not end it
             "client_id": api_client["client_id"],
             "delivery_id": "msg_00000000000000000000000000000000",
         }
@@ -218,8 +218,8 @@ class Hub:
             ).get_json(),
             ("PATCH", "/api/v1/services/{service_id}/capacity"): {"places_free": 3},
             ("POST", "/oauth/token"): {"grant_type": "client_credentials", **credentials},
-            ("POST", "/oauth/revoke"): {"token": self.token, **credentials},
-            ("POST", "/oauth/introspect"): {"token": self.token, **credentials},
+            ("POST", "/oauth/revoke"): {"token": sender.token, **credentials},
+            ("POST", "/oauth/introspect"): {"token": sender.token, **credentials},
             ("POST", "/api/v1/services"): {
                 "organization_id": organization.id,
                 "name": "Fuzzed service",
@@ -234,9 +234,10 @@ class Hub:
                 "password": "a long passphrase 1",
             },
         }
-        self.headers = {
-            ("POST", "/api/v1/referrals/{referral_id}/status"): {
-                "If-Match": f'"{referral["version"]}"'
+        referral_url = f"/api/v1/referrals/{referral['id']}"
+        self.headers = {  # headers an operation needs, as of the moment it is called
+            ("POST", "/api/v1/referrals/{referral_id}/status"): lambda: {
+                "If-Match": client.get(referral_url, headers=bearer(self.token)).headers["ETag"]
             },
         }
         self.failures = []
@@ -262,7 +263,7 @@ class Hub:
             path += "?" + urlencode(query, errors="surrogatepass")
         request_headers = {
             **bearer(self.token),
-            **self.headers.get((method, template), {}),
+            **self.headers.get((method, template), dict)(),
             **dict(headers),
         }
         kwargs = {}
@@ -314,15 +315,17 @@ def fuzz(hub):
                     hub.send(method, template, {**real, name: value}, body=body)
                 elif where == "query":
                     hub.send(method, template, real, query=[(name, value)], body=body)
-                elif where == "header" and value.isascii() and value.isprintable():
+                elif where == "header" and value.isascii() and "\n" not in value:
                     hub.send(method, template, real, headers=[(name, value)], body=body)
         if body is None:
             continue
         content = operation["requestBody"]["content"]
         schema = content.get("application/json", content.get(BODY_TYPES[1], {})).get("schema")
         paths = {*field_paths(body), *((name,) for name in properties(schema or {}))}
-        for field in sorted(paths, key=str):
-            for value in HOSTILE_JSON:
+        for number, field in enumerate(sorted(paths, key=str)):
+            # a nested field gets every third value, the next one the values after them
+            values = HOSTILE_JSON if len(field) == 1 else HOSTILE_JSON[number % 3 :: 3]
+            for value in values:
                 changed = with_value(body, field, value)
                 hub.send(method, template, real, body=changed, field=field[-1])
         if "application/json" in content:
