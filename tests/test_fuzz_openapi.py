@@ -6,15 +6,27 @@ sends every hostile value to every field (a random search finds NUL in a cursor 
 surrogate in a nested field only by luck), and fits in a minute on a small machine.
 """
 
+import base64
 import copy
 import json
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
+from referral_hub.audit.views import FILTERS as AUDIT_FILTERS
+from referral_hub.directory.views import FILTERS as SEARCH_FILTERS
 from referral_hub.extensions import db
+from referral_hub.referrals.network_views import FILTERS as NETWORK_FILTERS
 
 from .contract import spec
-from .factories import bearer, make_client, make_org, make_service, make_user, user_tokens
+from .factories import (
+    bearer,
+    make_client,
+    make_org,
+    make_service,
+    make_user,
+    sign_in,
+    user_tokens,
+)
 from .referral_fixtures import client_party, referral_body
 
 # Values a parameter (path, query, header, form field) can carry: numbers past every integer
@@ -184,6 +196,7 @@ class Hub:
         user = make_user(organization, roles=["coordinator", "org_admin", "caseworker"])
         scopes = " ".join(app.config["SCOPES"])
         self.token = user_tokens(app, user, scopes)["access_token"]
+        self.user = user
         receiver = make_org()
         service = make_service(receiver)
         own_service = make_service(organization)
@@ -338,3 +351,52 @@ def test_no_operation_answers_hostile_input_with_a_5xx(app, client):
     fuzz(hub)
     assert hub.sent > 1000
     assert not hub.failures, f"{len(hub.failures)} of {hub.sent}:\n" + "\n".join(hub.failures)
+
+
+# What the pages read from their query strings, and cursors of each list they page through
+# with values of the wrong types.
+PAGE_PARAMETERS = sorted(
+    {*AUDIT_FILTERS, *SEARCH_FILTERS, *NETWORK_FILTERS, "from", "to", "role", "check", "lang"}
+)
+PAGE_ORDERINGS = (
+    "services.name",
+    "organizations.name",
+    "referrals.created_at",
+    "subscriptions.id",
+    "deliveries.event_id",
+    "audit_entries.seq",
+    "users.email",
+)
+WRONG_CURSOR_VALUES = ((5, 5), ("a\x00", "\ud800"), (10**30, [1]))
+
+
+def _cursor(*values):
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode()
+
+
+def page_routes(app, ids):
+    """The path of every page a browser can GET, with real ids in it."""
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.rule.startswith(("/api/", "/hsds", "/static")):
+            continue
+        yield rule.rule.replace("<uuid:", "{").replace(">", "}").format(**ids)
+
+
+def test_no_page_answers_hostile_queries_with_a_5xx(app, client):
+    hub = Hub(app, client)
+    sign_in(client, hub.user.email)
+    queries = [{name: value for name in PAGE_PARAMETERS} for value in HOSTILE_TEXT]
+    queries += [
+        {"cursor": _cursor(ordering, *values)}
+        for ordering in PAGE_ORDERINGS
+        for values in WRONG_CURSOR_VALUES
+    ]
+    failures = []
+    for path in page_routes(app, hub.ids):
+        for query in queries:
+            url = f"{path}?{urlencode(query, errors='surrogatepass')}"
+            response = client.get(url, headers={"Accept": "text/html"})
+            db.session.rollback()
+            if response.status_code >= 500:
+                failures.append(f"{url[:150]} -> {response.status_code}")
+    assert not failures, "\n".join(failures)
