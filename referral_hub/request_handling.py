@@ -12,7 +12,7 @@ from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
 
 from .errors import InvalidInput, MalformedBody, UnsupportedMediaType
-from .web.error_pages import API_PREFIXES
+from .web.error_pages import _mark_page
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 MAX_JSON_DEPTH = 32
@@ -107,10 +107,10 @@ def _refuse_unstorable_parameters():
         for text in (name, value)
         if isinstance(text, str) and (message := unstorable(text))
     ]
-    if errors and not request.path.startswith(API_PREFIXES):
-        g.page_request = (
-            request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
-        )
+    if errors:
+        # before the page blueprints' own hooks have marked the request as a page's
+        hooks = current_app.before_request_funcs
+        g.page_request = any(_mark_page in hooks.get(name, ()) for name in request.blueprints)
     _refuse(errors)
 
 

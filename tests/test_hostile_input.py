@@ -87,7 +87,7 @@ def test_a_nul_character_in_a_form_field_is_refused_naming_it(client):
 
 
 def test_a_page_with_a_nul_character_in_its_query_answers_an_error_page(client):
-    response = client.get("/directory?q=a%00b", headers={"Accept": "text/html"})
+    response = client.get("/find?q=a%00b", headers={"Accept": "text/html"})
     assert response.status_code == 422 and response.mimetype == "text/html"
 
 
