@@ -247,3 +247,11 @@ def test_a_referrals_cursor_with_a_time_without_its_offset_is_refused(client, pa
     query = {"cursor": cursor("referrals.created_at", "2020-01-01T10:00:00", "id")}
     response = client.get("/api/v1/referrals", query_string=query, headers=bearer(partner["token"]))
     problem(response, 422, "cursor")
+
+
+def test_a_sign_in_link_with_a_nul_character_is_refused_not_followed(client):
+    page = client.get("/login?next=/%00/evil.example", headers={"Accept": "text/html"})
+    assert page.status_code == 422 and page.mimetype == "text/html"
+    form = {"email": "someone@example.org", "password": "x", "next": "/\x00/evil.example"}
+    posted = client.post("/login", data=form, headers={"Accept": "text/html"})
+    assert posted.status_code == 422 and "Location" not in posted.headers
