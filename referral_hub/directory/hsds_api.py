@@ -10,6 +10,7 @@ from sqlalchemy import false, func
 from ..auth.principal import protected
 from ..errors import NotFound
 from ..extensions import db
+from ..pagination import page_number
 from ..request_handling import json_body
 from . import hsds, reference
 from .models import Organization, Service, ServiceCategory
@@ -37,7 +38,7 @@ def import_directory(principal):
 
 
 class PageQuery(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
     search = fields.String(validate=validate.Length(min=1, max=200))
 
