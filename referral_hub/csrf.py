@@ -17,7 +17,7 @@ def csrf_token():
 def check_csrf():
     expected = session.get("csrf_token", "")
     sent = request.form.get("csrf_token", "")
-    if not expected or not hmac.compare_digest(expected, sent):
+    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise Forbidden(
             "The form has expired or did not come from this site; reload the page and try again."
         )

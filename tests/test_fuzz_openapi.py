@@ -82,10 +82,6 @@ WHOLE_BODIES = (
     b"\xff\xfe{",
 )
 BODY_TYPES = ("application/json", "application/x-www-form-urlencoded")
-# 5xx found by this test whose fix belongs to a module another change owns; delete an entry
-# with its fix. csrf.py compares the form's token with hmac.compare_digest on str, which raises
-# TypeError for non-ASCII text (comparing bytes fixes it).
-REPORTED = {("POST", "/login", "csrf_token"), ("POST", "/logout", "csrf_token")}
 PUBLIC_URL = "https://93.184.216.34/hook"  # a public address: no lookup, never called
 POST_AUTH = "client_secret_post"
 
@@ -301,8 +297,6 @@ class Hub:
         except AssertionError as exc:  # the contract checker's verdict
             status, detail = "contract", str(exc)[:300]
         db.session.rollback()
-        if (method, template, field) in REPORTED:
-            return
         if status == "contract" or status >= 500:
             sent = {"headers": dict(headers), "body": raw or body}
             self.failures.append(f"{method} {path[:150]} {sent!r:.200} -> {status} {detail}")
