@@ -6,20 +6,34 @@ answering 503 to half of its requests. 500 referrals between them are then moved
 state machine by `referrals.service.change_status` (a referral that reaches a terminal state is
 replaced by a new one, whose `referral.created` is an event too) at a steady rate, each change
 committed on its own by --producers threads (web workers), while the hub's own `Dispatcher`
-threads deliver the outbox. Every event gets its commit time (taken right after the commit);
-every webhook-id its first receipt time at the receiver. The report gives commit-to-receipt
-latency (median, p95, p99; partners with and without failures apart), throughput, where the CPU
-goes, and checks that every delivery the outbox holds arrived exactly once per webhook-id after
-dedup. Targets: p95 under 1 s at 100 events/s; none lost.
+threads deliver the outbox. Every event gets its commit time (taken right after the commit)
+and the partners that must hear of it (a new referral its receiver, a status change both
+parties); every webhook-id its first receipt time at the receiver, and the referral and version
+its body names. The report gives commit-to-receipt latency (median, p95, p99; partners with and
+without failures apart), throughput and where the CPU goes. It checks, against what the
+producers made (not against the hub's outbox): none lost (every event at every partner that
+must hear of it), exactly once (none elsewhere, none under a second webhook-id), in order (at
+each partner, each referral's events by first receipt in version order); and the fixed targets,
+p95 under 1 s at 100 events/s.
+
+In the same run, the bare baseline (shared/baselines: a bare Flask POST doing one psycopg2
+INSERT of a referral-sized body) is posted to at the same rate, on gunicorn with a sync worker
+per producer thread, for --baseline-seconds; the report gives hub / bare for CPU per event
+(producer, worker and database for one event, against the bare app's workers and database for
+one INSERT request) and for p95 latency (commit to receipt, against the POST's round trip).
+These ratios are figures, not targets.
 
     python bench/callbacks.py [--changes 10000] [--referrals 500] [--partners 20] [--rate 100]
         [--producers 2] [--dispatchers 4] [--poll-seconds 1]
         [--retry-schedule "0,0.2,0.5,1,2,3x15"] [--vacuum-every 10] [--database-url URL] [--keep]
-        [--seed N]
+        [--seed N] [--baseline-seconds 20] [--sabotage lose-one|reorder]
 
 Without --database-url it creates `hub_bench_<random>` on postgresql://postgres@127.0.0.1:5432
 and drops it at the end (unless --keep); a --database-url database must be empty. The exit
-status is 1 when a target is missed.
+status is 1 when a check fails. --sabotage shows the checks failing: lose-one deletes one
+event's deliveries from the outbox in its own transaction (the hub never sends it: "none lost"
+fails, where a count against the outbox would pass); reorder swaps the receipt times of two
+events of one referral at one partner ("in order" fails).
 
 Layout, as a deployment has it: the producer (standing for the web processes) runs in this
 process; the dispatcher runs in a worker process, as `referral-hub worker` does (the hub's
@@ -1059,13 +1073,5 @@ def run(args, database_url):
     return passed
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    harness.baseline_dir()  # before a long run, not after it
-    with harness.throwaway_database(args.database_url, args.keep) as database_url:
-        passed = run(args, database_url)
-    sys.exit(0 if passed else 1)
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(harness.main(parse_args, run))

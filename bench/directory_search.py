@@ -388,7 +388,9 @@ class Directory:
         return self.answers[key]
 
     def _matches(self, params):
-        found = self.by_category[params["category"]] if "category" in params else self.services
+        found = (
+            self.by_category.get(params["category"], ()) if "category" in params else self.services
+        )
         area = params.get("district") or params.get("province")
         if area:
             covering = reference.matching_area_codes(area)
@@ -1049,13 +1051,5 @@ def run(args, database_url):
     return passed
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    harness.baseline_dir()  # before a long run, not after it
-    with harness.throwaway_database(args.database_url, args.keep) as database_url:
-        passed = run(args, database_url)
-    return 0 if passed else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main(parse_args, run))

@@ -37,6 +37,16 @@ BASELINE_TABLE = (  # as shared/baselines/README.md gives it
 )
 
 
+def main(parse_args, run, argv=None):
+    """A benchmark's entry point: its arguments, the bare baseline found (before a long run,
+    not after it), its run on a throwaway database; exit status 1 when a check failed."""
+    args = parse_args(argv)
+    baseline_dir()
+    with throwaway_database(args.database_url, args.keep) as database_url:
+        passed = run(args, database_url)
+    return 0 if passed else 1
+
+
 # --- the database -------------------------------------------------------------------------
 
 
