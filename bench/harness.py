@@ -92,7 +92,8 @@ def migrate(app):
 
 
 def hub_config(database_url, port=5000, **settings):
-    """Testing settings as in tests/conftest.py, on this database, plus the benchmark's own."""
+    """Testing settings as in tests/conftest.py, on this database, plus the benchmark's own;
+    the hub's instance folder (keys) is a fresh temporary one, for its servers too."""
     os.environ.setdefault("HUB_INSTANCE_PATH", tempfile.mkdtemp(prefix="hub_bench_"))
     return {
         "HUB_ENV": "testing",
