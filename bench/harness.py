@@ -42,7 +42,11 @@ def main(parse_args, run, argv=None):
     not after it), its run on a throwaway database; exit status 1 when a check failed."""
     args = parse_args(argv)
     baseline_dir()
-    with throwaway_database(args.database_url, args.keep) as database_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="hub_bench_") as instance,
+        throwaway_database(args.database_url, args.keep) as database_url,
+    ):
+        os.environ.setdefault("HUB_INSTANCE_PATH", instance)  # the hub's keys, for this run
         passed = run(args, database_url)
     return 0 if passed else 1
 
@@ -92,9 +96,7 @@ def migrate(app):
 
 
 def hub_config(database_url, port=5000, **settings):
-    """Testing settings as in tests/conftest.py, on this database, plus the benchmark's own;
-    the hub's instance folder (keys) is a fresh temporary one, for its servers too."""
-    os.environ.setdefault("HUB_INSTANCE_PATH", tempfile.mkdtemp(prefix="hub_bench_"))
+    """Testing settings as in tests/conftest.py, on this database, plus the benchmark's own."""
     return {
         "HUB_ENV": "testing",
         "SECRET_KEY": SECRET_KEY,
