@@ -17,6 +17,9 @@ from .web.error_pages import _mark_page
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 MAX_JSON_DEPTH = 32
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Tokens are verified or hashed, never stored or looked up as sent: a malformed one is the OAuth
+# layer's to answer (401, or "active": false), as RFC 6750 and RFC 7662 say.
+TOKEN_FORM_FIELDS = {"token"}
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 PAGE_CSP = (
@@ -92,14 +95,19 @@ def json_body(schema):
     return schema.load(data)
 
 
+def _bearer(name, value):
+    return name == "Authorization" and value[:7].lower() == "bearer "
+
+
 def _refuse_unstorable_parameters():
     """Refuse NUL characters (and lone surrogates) in the path, the query, a form or a header
     before any handler passes them to the database, naming where they are."""
+    form = request.form.items(multi=True) if request.mimetype in FORM_TYPES else ()
     pairs = [
         *(request.view_args or {}).items(),
         *request.args.items(multi=True),
-        *request.headers.items(),
-        *(request.form.items(multi=True) if request.mimetype in FORM_TYPES else ()),
+        *((name, value) for name, value in request.headers.items() if not _bearer(name, value)),
+        *((name, value) for name, value in form if name not in TOKEN_FORM_FIELDS),
     ]
     errors = [
         {"field": name, "message": message}
