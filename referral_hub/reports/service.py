@@ -23,7 +23,7 @@ MAX_DAYS = 3653  # ten years
 READERS = ("focal_point", "coordinator")
 
 
-def period(first=None, last=None, zone="Asia/Phnom_Penh"):
+def period(first, last, zone):
     """The days first..last (inclusive, in the zone) as (first, last, start, end) with UTC
     moments start <= t < end; by default the last 90 days up to today."""
     tz = ZoneInfo(zone)
