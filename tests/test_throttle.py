@@ -149,6 +149,22 @@ def test_a_lock_lifts_after_its_window(app, client, moved_clock):
     assert here.sign_in(user.email).status_code == 302
 
 
+def test_a_count_starts_again_the_moment_its_window_and_lock_are_over(app, client, moved_clock):
+    """The old failures stop counting when the lock ends: the next ones lock again at the same
+    limit, neither sooner nor never."""
+    client_id, secret = make_client(make_org())
+    limit = app.config["THROTTLE_MAX_FAILURES"]
+
+    def lock():
+        for _ in range(limit):
+            assert token_request(client, HERE, client_id, "wrong").status_code == 401
+        assert token_request(client, HERE, client_id, secret).status_code == 429
+
+    lock()
+    moved_clock(app.config["THROTTLE_WINDOW_SECONDS"])  # the very moment the lock ends
+    lock()
+
+
 def test_an_address_lock_lifts_after_its_window(app, client, moved_clock):
     here = Browser(client, HERE)
     for _ in range(app.config["THROTTLE_ADDRESS_MAX_FAILURES"]):
