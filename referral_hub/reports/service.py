@@ -96,12 +96,8 @@ def _median_hours(to_status, where):
         .join(first, first.c.referral_id == Referral.id)
         .where(*where)
     ).all()
-    hours = [(_aware(reached) - _aware(sent)).total_seconds() / 3600 for sent, reached in rows]
+    hours = [(reached - sent).total_seconds() / 3600 for sent, reached in rows]
     return round(statistics.median(hours), 2) if hours else None
-
-
-def _aware(moment):
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _count(where, *conditions):
