@@ -169,6 +169,7 @@ def test_a_second_revocation_voids_the_tokens_issued_since_the_first(app, client
 
 
 def test_deactivating_a_user_voids_their_refresh_tokens_and_no_one_elses(app, client):
+    """Void for good: they stay refused when the user is active again."""
     organization = make_org()
     leaving, staying = make_user(organization), make_user(organization)
     grants = [
@@ -176,12 +177,13 @@ def test_deactivating_a_user_voids_their_refresh_tokens_and_no_one_elses(app, cl
         for user, status in ((leaving, 400), (staying, 200))
     ]
     admin = admin_token(app, organization)
-    response = client.patch(
-        f"/api/v1/organizations/{organization.id}/users/{leaving.id}",
-        json={"active": False},
-        headers=bearer(admin),
-    )
-    assert response.status_code == 200, response.get_json()
+    for active in (False, True):
+        response = client.patch(
+            f"/api/v1/organizations/{organization.id}/users/{leaving.id}",
+            json={"active": active},
+            headers=bearer(admin),
+        )
+        assert response.status_code == 200, response.get_json()
     for (credentials, issued), status in grants:
         data = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
         assert client.post("/oauth/token", data=data, auth=credentials).status_code == status
