@@ -39,3 +39,27 @@ def test_an_expired_token_is_accepted_for_thirty_seconds_of_clock_skew_only(app,
     claims = claims_for(app, partner["org"].id, "directory:read", iat=now - 600)
     assert _status(client, {**claims, "exp": now - 20}) == 200
     assert _status(client, {**claims, "exp": now - 40}) == 401
+
+
+def test_a_refused_token_is_told_why(app, client, partner):
+    claims = claims_for(app, partner["org"].id, "directory:read")
+    kid = keys.key_cache().signing_key().kid
+    reasons = {
+        "The token is too long to be an access token.": "e30." + "A" * 9000 + ".c2ln",
+        "The token is not an access token.": signed(
+            claims, header={"alg": "RS256", "typ": "JWT", "kid": kid}
+        ),
+        "The token does not name its signing key.": signed(
+            claims, header={"alg": "RS256", "typ": "at+jwt"}
+        ),
+        "The access token is invalid or has expired.": signed(
+            {**claims, "exp": int(time.time()) - 60}
+        ),
+    }
+    for reason, token in reasons.items():
+        assert client.get(API_ROUTE, headers=bearer(token)).get_json()["detail"] == reason
+    credentials = (partner["client_id"], partner["secret"])
+    revoked = client.post("/oauth/revoke", data={"token": partner["token"]}, auth=credentials)
+    assert revoked.status_code == 200
+    refused = client.get(API_ROUTE, headers=bearer(partner["token"])).get_json()
+    assert refused["detail"] == "The access token has been revoked."
