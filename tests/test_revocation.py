@@ -187,3 +187,20 @@ def test_deactivating_a_user_voids_their_refresh_tokens_and_no_one_elses(app, cl
     for (credentials, issued), status in grants:
         data = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
         assert client.post("/oauth/token", data=data, auth=credentials).status_code == status
+
+
+def test_a_later_revocation_by_another_process_outranks_this_ones_own(
+    app, client, other_process, monkeypatch
+):
+    """This process revoked a user's tokens; another revokes them again later. The later
+    one counts here too, though this process still holds its own earlier one."""
+    user = make_user(make_org())
+    revocation.revoke(f"user:{user.id}")
+    db.session.commit()
+    time.sleep(1.1)  # token times are whole seconds
+    token = user_tokens(app, user, "directory:read")["access_token"]
+    with other_process.application.app_context():
+        revocation.revoke(f"user:{user.id}")
+        db.session.commit()
+    monkeypatch.setitem(app.config, "REVOCATION_CACHE_SECONDS", 0)
+    assert client.get(API_ROUTE, headers=bearer(token)).status_code == 401
