@@ -7,10 +7,11 @@ adds it to its own copy at once.
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
-from referral_hub import create_app
+from referral_hub import clock, create_app
 from referral_hub.auth import revocation
 from referral_hub.auth.revocation import deny_list
 from referral_hub.auth.tokens import decode
@@ -127,3 +128,79 @@ def test_a_revocation_is_kept_when_another_request_reads_the_deny_list_before_it
         assert deny_list().is_revoked(claims)
     finally:
         app.config["REVOCATION_CACHE_SECONDS"] = max_age
+
+
+def _reloaded(other_process):
+    """The other process's next request reads the deny-list from the database afresh."""
+    other_process.application.extensions["hub_deny_list"].clear()
+    return other_process
+
+
+def test_a_revocation_outlives_the_tokens_it_voids(app, client, other_process):
+    """Read from the database, a revoked token stays refused until it would have expired,
+    clock skew included."""
+    token, revoke_it = revoke_access_token(app, client, make_org())
+    assert revoke_it().status_code == 200
+    lifetime = timedelta(seconds=app.config["ACCESS_TOKEN_LIFETIME"] + 30)
+    clock.freeze(clock.now() + lifetime)
+    try:
+        assert _reloaded(other_process).get(API_ROUTE, headers=bearer(token)).status_code == 401
+    finally:
+        clock.freeze(None)
+
+
+def test_a_second_revocation_voids_the_tokens_issued_since_the_first(app, client, other_process):
+    """Each change to a user's roles voids their tokens issued until then, everywhere."""
+    organization = make_org()
+    user = make_user(organization)
+    admin = admin_token(app, organization)
+    path = f"/api/v1/organizations/{organization.id}/users/{user.id}"
+
+    def change_roles():
+        response = client.patch(path, json={"roles": ["caseworker"]}, headers=bearer(admin))
+        assert response.status_code == 200, response.get_json()
+
+    change_roles()
+    time.sleep(1.1)  # token times are whole seconds; one of the same second is void too
+    token = user_tokens(app, user, "directory:read")["access_token"]
+    assert _reloaded(other_process).get(API_ROUTE, headers=bearer(token)).status_code == 200
+    change_roles()
+    assert _reloaded(other_process).get(API_ROUTE, headers=bearer(token)).status_code == 401
+
+
+def test_deactivating_a_user_voids_their_refresh_tokens_and_no_one_elses(app, client):
+    """Void for good: they stay refused when the user is active again."""
+    organization = make_org()
+    leaving, staying = make_user(organization), make_user(organization)
+    grants = [
+        (user_grant(app, user, "directory:read"), status)
+        for user, status in ((leaving, 400), (staying, 200))
+    ]
+    admin = admin_token(app, organization)
+    for active in (False, True):
+        response = client.patch(
+            f"/api/v1/organizations/{organization.id}/users/{leaving.id}",
+            json={"active": active},
+            headers=bearer(admin),
+        )
+        assert response.status_code == 200, response.get_json()
+    for (credentials, issued), status in grants:
+        data = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+        assert client.post("/oauth/token", data=data, auth=credentials).status_code == status
+
+
+def test_a_later_revocation_by_another_process_outranks_this_ones_own(
+    app, client, other_process, monkeypatch
+):
+    """This process revoked a user's tokens; another revokes them again later. The later
+    one counts here too, though this process still holds its own earlier one."""
+    user = make_user(make_org())
+    revocation.revoke(f"user:{user.id}")
+    db.session.commit()
+    time.sleep(1.1)  # token times are whole seconds
+    token = user_tokens(app, user, "directory:read")["access_token"]
+    with other_process.application.app_context():
+        revocation.revoke(f"user:{user.id}")
+        db.session.commit()
+    monkeypatch.setitem(app.config, "REVOCATION_CACHE_SECONDS", 0)
+    assert client.get(API_ROUTE, headers=bearer(token)).status_code == 401

@@ -2,12 +2,14 @@
 one address, by source address whatever the account, and by account from every address."""
 
 import threading
+import time
 import uuid
 
 import pytest
 from argon2 import PasswordHasher
 
 from referral_hub import create_app
+from referral_hub.auth import throttle
 from referral_hub.auth.models import LoginThrottle
 from referral_hub.extensions import db
 
@@ -147,6 +149,48 @@ def test_a_lock_lifts_after_its_window(app, client, moved_clock):
     assert here.sign_in(user.email).status_code == 429
     moved_clock(window + 1)
     assert here.sign_in(user.email).status_code == 302
+
+
+def test_a_count_starts_again_the_moment_its_window_and_lock_are_over(app, client, moved_clock):
+    """The old failures stop counting when the lock ends: the next ones lock again at the same
+    limit, neither sooner nor never."""
+    client_id, secret = make_client(make_org())
+    limit, window = app.config["THROTTLE_MAX_FAILURES"], app.config["THROTTLE_WINDOW_SECONDS"]
+
+    def lock():
+        for _ in range(limit):
+            assert token_request(client, HERE, client_id, "wrong").status_code == 401
+        locked = token_request(client, HERE, client_id, secret)
+        assert locked.status_code == 429
+        # the whole lock, rounded up to a second
+        assert 0 <= int(locked.headers["Retry-After"]) - window <= 1
+
+    lock()
+    moved_clock(window)  # the very moment the lock ends
+    lock()
+
+
+def test_failures_slow_that_account_from_that_address_only(app, monkeypatch):
+    """From the THROTTLE_SLOW_AFTER-th failure on, each failure adds a delay to the next attempt
+    of that account from that address; other accounts and addresses do not wait."""
+    delay = 0.5
+    monkeypatch.setitem(app.config, "THROTTLE_DELAY_SECONDS", delay)
+    account = stranger()
+
+    def waited(account=account, address=HERE):
+        start = time.monotonic()
+        throttle.check("login", account, address)
+        return time.monotonic() - start
+
+    for _ in range(app.config["THROTTLE_SLOW_AFTER"] - 1):
+        throttle.record_failure("login", account, HERE)
+    assert waited() < delay
+    throttle.record_failure("login", account, HERE)
+    assert waited() >= delay
+    throttle.record_failure("login", account, HERE)
+    assert waited() >= 2 * delay
+    assert waited(stranger()) < delay
+    assert waited(account, ELSEWHERE) < delay
 
 
 def test_an_address_lock_lifts_after_its_window(app, client, moved_clock):

@@ -48,9 +48,6 @@ class AccessToken:
     def check_client(self, client):
         return client.client_id == self.claims["client_id"]
 
-    def get_scope(self):
-        return self.claims.get("scope", "")
-
     def is_expired(self):
         return self.claims["exp"] <= time.time()
 

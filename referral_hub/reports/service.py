@@ -23,7 +23,7 @@ MAX_DAYS = 3653  # ten years
 READERS = ("focal_point", "coordinator")
 
 
-def period(first=None, last=None, zone="Asia/Phnom_Penh"):
+def period(first, last, zone):
     """The days first..last (inclusive, in the zone) as (first, last, start, end) with UTC
     moments start <= t < end; by default the last 90 days up to today."""
     tz = ZoneInfo(zone)
@@ -96,12 +96,8 @@ def _median_hours(to_status, where):
         .join(first, first.c.referral_id == Referral.id)
         .where(*where)
     ).all()
-    hours = [(_aware(reached) - _aware(sent)).total_seconds() / 3600 for sent, reached in rows]
+    hours = [(reached - sent).total_seconds() / 3600 for sent, reached in rows]
     return round(statistics.median(hours), 2) if hours else None
-
-
-def _aware(moment):
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _count(where, *conditions):
