@@ -127,6 +127,17 @@ def test_tables_run_from_the_largest_count_then_by_name_or_code(app, client):
     ]
 
 
+def test_provinces_with_equal_counts_come_in_code_order(app, client):
+    """The same figures in the same order on every run and every database (PostgreSQL's hash
+    grouping has no order of its own)."""
+    parties = network(app, client)
+    service = make_service(make_org(), areas=["12", "17", "02"])
+    for province in ("17", "02", "12"):
+        _sent(client, parties["sender"], service, subject__province=province)
+    figures = reports.summary(_coordinator(), zone=ZONE)
+    assert [row["code"] for row in figures["by_province"]] == ["02", "12", "17"]
+
+
 def test_a_median_pairs_each_referral_with_its_own_answer_to_the_hundredth_of_an_hour(
     app, client, frozen
 ):

@@ -42,7 +42,10 @@ def period(first, last, zone):
 
 def _counts(column, where):
     rows = db.session.execute(
-        select(column, func.count()).where(*where).group_by(column).order_by(desc(func.count()))
+        select(column, func.count())
+        .where(*where)
+        .group_by(column)
+        .order_by(desc(func.count()), column)
     ).all()
     return [{"code": code, "count": count} for code, count in rows]
 
