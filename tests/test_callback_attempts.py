@@ -6,8 +6,10 @@ The answers are made here (no network): what matters is what the hub does with e
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+from referral_hub_kit import CallbackReceiver
 
 from referral_hub import clock
 from referral_hub.callbacks import attempts, sender
@@ -17,6 +19,7 @@ from referral_hub.extensions import db
 
 from .factories import make_org
 from .referral_fixtures import client_party
+from .test_callbacks import free_port
 
 T = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LEASE = 60
@@ -49,21 +52,17 @@ def config(app):
     app.config.update(saved)
 
 
-def subscribe(client):
-    """A partner's subscription made through the API; returns its id."""
+def subscribe(client, url="http://127.0.0.1:9/callbacks"):
+    """A partner's subscription made through the API, as the API shows it (with its secret)."""
     party = client_party(client, make_org())
-    response = client.post(
-        "/api/v1/subscriptions",
-        json={"url": "http://127.0.0.1:9/callbacks"},
-        headers=party.headers,
-    )
+    response = client.post("/api/v1/subscriptions", json={"url": url}, headers=party.headers)
     assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"]
+    return response.get_json()
 
 
 @pytest.fixture
 def partner_id(client, frozen, config):
-    return subscribe(client)
+    return subscribe(client)["id"]
 
 
 def due(subscription_id, event_id, referral_id=None, at=T, status="pending"):
@@ -129,6 +128,34 @@ def test_an_attempt_is_not_started_when_its_lease_would_not_outlast_it(app, part
     assert ids(attempts.claim(5)) == [item.id]  # given back: due again at once
 
 
+def test_an_attempt_sends_the_payload_signed_with_the_secrets_in_force(client, frozen, config):
+    port = free_port()
+    created = subscribe(client, f"http://127.0.0.1:{port}/callbacks")
+    sent = due(created["id"], 1)
+    (item,) = attempts.claim(5)
+    with CallbackReceiver(created["secret"], port=port) as receiver:
+        result = attempts.attempt(item)
+        assert receiver.rejected == []
+        (event,) = receiver.events
+    assert result.answer.status_code == 204 and result.item is item
+    assert isinstance(result.duration_ms, int) and 0 <= result.duration_ms < 5000
+    assert (event["webhook_id"], event["payload"]) == (sent, item.payload)
+    headers = {name.lower(): value for name, value in event["headers"].items()}
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == sender.USER_AGENT
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
+
+
+def test_a_fault_of_the_hub_while_attempting_is_an_answer_without_detail(partner_id):
+    due(partner_id, 1)
+    (item,) = attempts.claim(5)
+    unreadable = SimpleNamespace(**{**vars(item.partner), "secret_data": "not sealed"})
+    result = attempts.attempt(attempts.Claimed(item.id, item.payload, unreadable, item.lease_ends))
+    assert result.answer.status_code is None
+    assert result.answer.error.startswith("unexpected error: ")
+    assert "sealed" not in result.answer.error
+
+
 # Claims
 
 
@@ -160,7 +187,7 @@ def test_a_lease_holds_until_it_has_run_out(partner_id, frozen):
 def test_a_delivery_waits_for_the_earlier_pending_one_of_its_subscription_and_referral(
     client, partner_id
 ):
-    other_partner = subscribe(client)
+    other_partner = subscribe(client)["id"]
     referral = str(uuid.uuid4())
     first = due(partner_id, 1, referral)
     attempts.claim(1)
@@ -264,7 +291,7 @@ def test_after_the_last_retry_a_delivery_is_parked_as_failed(partner_id, frozen)
 
 
 def test_410_disables_only_its_subscription_and_parks_its_waiting_deliveries(client, partner_id):
-    other_partner = subscribe(client)
+    other_partner = subscribe(client)["id"]
     gone, leased, waiting = due(partner_id, 1), due(partner_id, 2), due(partner_id, 3)
     delivered = due(partner_id, 0, status="delivered")
     elsewhere = due(other_partner, 4)
@@ -306,7 +333,7 @@ def test_a_delivery_settled_or_gone_while_its_attempt_ran_is_left_as_it_is(clien
     found = delivery(settled)
     assert (found.status, found.next_attempt_at, found.attempts) == ("failed", T, 1)
 
-    other_partner = subscribe(client)
+    other_partner = subscribe(client)["id"]
     gone = due(other_partner, 2)
     (item,) = attempts.claim(5)
     db.session.delete(subscription(other_partner))
