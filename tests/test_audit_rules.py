@@ -107,30 +107,34 @@ def test_an_entry_is_stamped_with_the_clocks_time_in_utc():
 # What verify reports
 
 
-def test_verify_names_the_missing_entry_and_how_far_the_chain_held():
+@pytest.mark.parametrize(
+    ("tampering", "report"),
+    [
+        ("DELETE FROM audit_entries WHERE seq = 3", broken(2, 3, "entry 3 is missing")),
+        (
+            "UPDATE audit_entries SET prev_hash = :forged WHERE seq = 4",
+            broken(3, 4, "prev_hash does not match the previous entry"),
+        ),
+        (
+            "UPDATE audit_entries SET details = :altered WHERE seq = 2",
+            broken(1, 2, "the entry's hash does not match its content"),
+        ),
+        (
+            "DELETE FROM audit_entries WHERE seq >= 4",
+            broken(3, 4, "entries 4 to 5 are missing (head)"),
+        ),
+        (
+            "UPDATE audit_head SET last_hash = :forged",
+            broken(5, 5, "the head's hash does not match the last entry"),
+        ),
+    ],
+)
+def test_verify_tells_the_auditor_the_first_broken_link_and_how_far_the_chain_held(
+    tampering, report
+):
     append(5)
-    tamper("DELETE FROM audit_entries WHERE seq = 3")
-    assert audit.verify() == broken(2, 3, "entry 3 is missing")
-
-
-def test_verify_names_an_entry_whose_link_or_content_was_changed():
-    append(5)
-    tamper("UPDATE audit_entries SET prev_hash = :forged WHERE seq = 4", forged="0" * 64)
-    assert audit.verify() == broken(3, 4, "prev_hash does not match the previous entry")
-    tamper("UPDATE audit_entries SET details = :details WHERE seq = 2", details='{"count": 9}')
-    assert audit.verify() == broken(1, 2, "the entry's hash does not match its content")
-
-
-def test_verify_names_a_deleted_tail_through_the_head():
-    append(5)
-    tamper("DELETE FROM audit_entries WHERE seq >= 4")
-    assert audit.verify() == broken(3, 4, "entries 4 to 5 are missing (head)")
-
-
-def test_verify_finds_a_head_that_names_another_last_hash():
-    append(3)
-    tamper("UPDATE audit_head SET last_hash = :forged", forged="0" * 64)
-    assert audit.verify() == broken(3, 3, "the head's hash does not match the last entry")
+    tamper(tampering, forged="0" * 64, altered='{"count": 9}')
+    assert audit.verify() == report
 
 
 def test_verify_finds_an_entry_the_head_does_not_cover():
