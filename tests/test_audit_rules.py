@@ -2,6 +2,7 @@
 what `verify` tells an auditor about each kind of break."""
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -78,8 +79,19 @@ def test_detail_values_are_short_codes_numbers_booleans_null_or_short_lists_of_t
 # How an entry is hashed
 
 
-def test_the_hash_is_sha256_of_the_published_canonical_form_whatever_the_time_zone():
-    """An auditor recomputes it without the hub: a JSON array, `at` in UTC with microseconds."""
+@pytest.fixture
+def server_zone(monkeypatch):
+    """The server's local time is Phnom Penh's during the test."""
+    monkeypatch.setenv("TZ", "Asia/Phnom_Penh")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_hash_is_sha256_of_the_published_canonical_form_whatever_the_time_zone(server_zone):
+    """An auditor recomputes it without the hub: a JSON array, `at` in UTC with microseconds,
+    whatever the zone of the entry's time or of the server."""
     at = datetime(2026, 11, 20, 16, 30, 5, 120, tzinfo=timezone(timedelta(hours=7)))
     fields = ["user:u1", "ក-org", "referral.read", "referral", "r1", {"count": 1, "b": [1]}]
     canonical = (
