@@ -87,12 +87,13 @@ def ids(claimed):
 
 
 def delivery(delivery_id):
-    db.session.commit()
+    """The delivery as committed: claims and records commit their own work."""
+    db.session.rollback()
     return db.session.get(Delivery, delivery_id)
 
 
 def subscription(subscription_id):
-    db.session.commit()
+    db.session.rollback()
     return db.session.get(Subscription, subscription_id)
 
 
