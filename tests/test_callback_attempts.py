@@ -122,8 +122,9 @@ def test_an_attempt_is_not_started_when_its_lease_would_not_outlast_it(app, part
     (item,) = attempts.claim(5)
     total = app.config["CALLBACK_TOTAL_TIMEOUT"]
     short = attempts.Claimed(item.id, item.payload, item.partner, time.monotonic() + total + 1)
-    assert attempts.attempt(short).answer is None
-    attempts.record([attempts.Result(short)])
+    not_started = attempts.attempt(short)
+    assert not_started.answer is None
+    attempts.record([not_started])
     found = delivery(item.id)
     assert (found.attempts, found.leased_until, found.status) == (0, None, "pending")
     assert ids(attempts.claim(5)) == [item.id]  # given back: due again at once
