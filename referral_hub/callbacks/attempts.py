@@ -297,6 +297,6 @@ def _disable(subscription_id, reason):
     db.session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.subscription_id == subscription_id, DELIVERIES.c.status == "pending")
-        .values(status="failed", leased_until=None)  # a lease would hold up a later replay
+        .values(status="failed")  # a replay clears a lease still running
     )
     return subscription_id

@@ -1,0 +1,194 @@
+"""The audit log's rules with plain values: what an entry may hold, how it is hashed, and
+what `verify` tells an auditor about each kind of break."""
+
+import hashlib
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from referral_hub import clock
+from referral_hub.audit import service as audit
+from referral_hub.audit.models import GENESIS_HASH, AuditEntry
+from referral_hub.extensions import db
+
+from .factories import bearer
+from .test_audit import ORG, append, coordinator, tamper
+
+
+def broken(checked, seq, reason):
+    return {"ok": False, "checked": checked, "first_broken_seq": seq, "reason": reason}
+
+
+# What an entry may hold
+
+
+@pytest.mark.parametrize(
+    ("name", "longest"),
+    [("actor", 120), ("action", 60), ("resource_type", 30), ("resource_id", 36)],
+)
+def test_the_names_of_an_entry_are_codes_of_bounded_length(name, longest):
+    names = {"actor": "user:u1", "action": "referral.read", "resource_type": "referral"}
+    names["resource_id"] = "r1"
+
+    def record(value):
+        values = {**names, name: value}
+        return audit.record(
+            values["actor"], ORG, values["action"], values["resource_type"], values["resource_id"]
+        )
+
+    assert getattr(record("A" * longest), name) == "A" * longest
+    for refused in ("a" * (longest + 1), "", "Sok Dara", "dara@example.org", 7):
+        with pytest.raises(ValueError, match=f"audit {name} must be a code"):
+            record(refused)
+    db.session.rollback()
+
+
+def test_an_entry_about_no_one_resource_has_no_resource_id():
+    entry = audit.record("system", None, "reports.computed", "report", None)
+    assert (entry.resource_id, entry.organization_id, entry.details) == (None, None, {})
+    assert audit.verify()["ok"] is True
+
+
+def test_detail_values_are_short_codes_numbers_booleans_null_or_short_lists_of_them():
+    details = {
+        "categories": ("identity", "health"),
+        "count": 3,
+        "status": None,
+        "version": True,
+        "reason": "r" * 100,
+        "fields": ["f"] * audit.MAX_LIST,
+    }
+    entry = audit.record("user:u1", ORG, "referral.read", "referral", "r1", details)
+    assert entry.details == {**details, "categories": ["identity", "health"]}
+    refused = [
+        {"reason": "r" * 101},
+        {"fields": ["f"] * (audit.MAX_LIST + 1)},
+        {"count": 1.5},
+        {"fields": [{"name": "Sok"}]},
+        {"fields": [["nested"]]},
+        {"name": "Sok", "count": 1},
+    ]
+    for details in refused:
+        with pytest.raises(ValueError, match="audit detail"):
+            audit.check_details(details)
+    db.session.rollback()
+
+
+# How an entry is hashed
+
+
+@pytest.fixture
+def server_zone(monkeypatch):
+    """The server's local time is Phnom Penh's during the test."""
+    monkeypatch.setenv("TZ", "Asia/Phnom_Penh")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_hash_is_sha256_of_the_published_canonical_form_whatever_the_time_zone(server_zone):
+    """An auditor recomputes it without the hub: a JSON array, `at` in UTC with microseconds,
+    whatever the zone of the entry's time or of the server."""
+    at = datetime(2026, 11, 20, 16, 30, 5, 120, tzinfo=timezone(timedelta(hours=7)))
+    fields = ["user:u1", "ក-org", "referral.read", "referral", "r1", {"count": 1, "b": [1]}]
+    canonical = (
+        '[3,"2026-11-20T09:30:05.000120+00:00","user:u1","ក-org","referral.read",'
+        '"referral","r1",{"b":[1],"count":1},"' + GENESIS_HASH + '"]'
+    )
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert audit.entry_hash(3, at, *fields, GENESIS_HASH) == expected
+    assert audit.entry_hash(3, at.astimezone(UTC), *fields, GENESIS_HASH) == expected
+
+
+def test_an_entry_is_stamped_with_the_clocks_time_in_utc():
+    moment = datetime(2026, 11, 20, 9, 30, 5, 120, tzinfo=UTC)
+    clock.freeze(moment.astimezone(timezone(timedelta(hours=7))))
+    try:
+        entry = audit.record("user:u1", ORG, "referral.read", "referral", "r1")
+        db.session.commit()
+    finally:
+        clock.freeze(None)
+    stored = db.session.get(AuditEntry, entry.seq)
+    assert stored.at == moment and stored.at.utcoffset() == timedelta(0)
+    assert audit.verify()["ok"] is True
+
+
+# What verify reports
+
+
+@pytest.mark.parametrize(
+    ("tampering", "report"),
+    [
+        ("DELETE FROM audit_entries WHERE seq = 3", broken(2, 3, "entry 3 is missing")),
+        (
+            "UPDATE audit_entries SET prev_hash = :forged WHERE seq = 4",
+            broken(3, 4, "prev_hash does not match the previous entry"),
+        ),
+        (
+            "UPDATE audit_entries SET details = :altered WHERE seq = 2",
+            broken(1, 2, "the entry's hash does not match its content"),
+        ),
+        (
+            "DELETE FROM audit_entries WHERE seq >= 4",
+            broken(3, 4, "entries 4 to 5 are missing (head)"),
+        ),
+        (
+            "UPDATE audit_head SET last_hash = :forged",
+            broken(5, 5, "the head's hash does not match the last entry"),
+        ),
+    ],
+)
+def test_verify_tells_the_auditor_the_first_broken_link_and_how_far_the_chain_held(
+    tampering, report
+):
+    append(5)
+    tamper(tampering, forged="0" * 64, altered='{"count": 9}')
+    assert audit.verify() == report
+
+
+def test_verify_finds_an_entry_the_head_does_not_cover():
+    append(1)
+    tamper("DELETE FROM audit_head")
+    uncovered = broken(0, 1, "entries after the head's seq (head missing or reset)")
+    assert audit.verify() == uncovered
+    tamper(
+        "INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :genesis)", genesis=GENESIS_HASH
+    )
+    assert audit.verify() == uncovered
+
+
+def test_verify_walks_a_long_chain_in_order_batch_by_batch(monkeypatch):
+    """Batches of two over seven entries; on PostgreSQL an updated row moves to the end of the
+    table, so the walk must ask for seq order, not take the rows as stored."""
+    append(7)
+    tamper("UPDATE audit_entries SET actor = actor WHERE seq IN (1, 3)")
+    monkeypatch.setattr(audit, "VERIFY_BATCH", 2)
+    if db.engine.dialect.name == "postgresql":  # read the table as stored, as a large one is
+        db.session.execute(sa.text("SET LOCAL enable_indexscan = off"))
+        db.session.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
+    assert audit.verify() == {"ok": True, "checked": 7, "first_broken_seq": None, "reason": None}
+    tamper("UPDATE audit_entries SET details = :details WHERE seq = 6", details='{"count": 9}')
+    assert audit.verify() == broken(5, 6, "the entry's hash does not match its content")
+
+
+# Reading the log
+
+
+def test_since_includes_the_entries_made_at_that_moment(client, app):
+    token = coordinator(app)
+    moment = datetime(2026, 11, 1, 8, 0, 0, 250000, tzinfo=UTC)
+    clock.freeze(moment)
+    try:
+        append(2, resource_type="probe")
+    finally:
+        clock.freeze(None)
+    for since, count in ((moment, 2), (moment + timedelta(microseconds=1), 0)):
+        response = client.get(
+            "/api/v1/audit",
+            query_string={"resource_type": "probe", "since": since.isoformat()},
+            headers=bearer(token),
+        )
+        assert len(response.get_json()["items"]) == count, since
