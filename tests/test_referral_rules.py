@@ -3,6 +3,7 @@ timeline and the audit log say for each step, and key rotation of every encrypte
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -156,7 +157,7 @@ def test_a_referral_is_overdue_from_the_very_moment_of_its_deadline(client, net,
     assert view(client, receiver, urgent)["overdue"] is True
     assert listed(client, receiver, overdue="true") == [urgent["id"]]
     assert listed(client, receiver, overdue="false") == [calm["id"]]
-    assert service.flag_overdue() == 1
+    assert (service.flag_overdue(), service.flag_overdue()) == (1, 0)
 
 
 def test_an_unanswered_referral_expires_at_the_cutoff_and_the_log_says_so(client, app, net, at):
@@ -249,7 +250,8 @@ def test_each_step_is_on_the_timeline_and_in_the_audit_log(client, app, net):
     refused = client.post(withdraw, headers=receiver.headers).get_json()
     assert refused["detail"] == "Only the sending organisation records a withdrawal of consent."
     withdrawn = client.post(withdraw, headers=sender.headers).get_json()
-    assert client.post(withdraw, headers=sender.headers).status_code == 409
+    again = client.post(withdraw, headers=sender.headers).get_json()
+    assert (again["status"], again["detail"]) == (409, "Consent has been withdrawn already.")
     erased = client.post(withdraw, json={"erase": True}, headers=sender.headers).get_json()
     assert erased["consent"]["withdrawn_at"] == withdrawn["consent"]["withdrawn_at"]
     assert client.post(withdraw, json={"erase": True}, headers=sender.headers).status_code == 409
@@ -346,3 +348,102 @@ def test_eligibility_limits_are_inclusive_and_each_problem_is_named(client, net)
     sent_to(
         client, sender, girls.id, subject__sex="female", subject__birth_year=clock.now().year - 16
     )
+
+
+def test_refusals_of_the_service_or_the_key_say_why(client, net):
+    sender, service_id = net["sender"], net["service"].id
+
+    def problem(body, key=None):
+        found = send(client, sender, body, key).get_json()
+        return found["status"], found["detail"], [e["field"] for e in found["errors"]]
+
+    missing = referral_body(str(uuid.uuid4()))
+    assert problem(missing) == (422, "No such service.", ["service_id"])
+    nowhere = referral_body(service_id, subject__district="1799")
+    assert problem(nowhere) == (422, "Unknown area code 1799.", ["subject.district"])
+    inactive = make_service(
+        directory_service.get_organization(net["receiver"].organization_id), status="inactive"
+    )
+    assert problem(referral_body(inactive.id)) == (
+        409,
+        "This service is not active.",
+        ["service_id"],
+    )
+    sent_to(client, sender, service_id)
+    send(client, sender, referral_body(service_id), key="case-7")
+    assert problem(referral_body(service_id, urgency="normal"), key="case-7") == (
+        422,
+        "This key was used for another request body.",
+        ["Idempotency-Key"],
+    )
+    directory_service.update_capacity(None, service_id, {"accepting_referrals": False})
+    db.session.commit()
+    assert problem(referral_body(service_id)) == (
+        409,
+        "This service is not accepting referrals now.",
+        ["service_id"],
+    )
+
+
+def test_an_idempotency_key_belongs_to_the_organisation_that_sent_it(client, net):
+    body = referral_body(net["service"].id)
+    first = send(client, net["sender"], body, key="case-1")
+    other = send(client, net["stranger"], body, key="case-1")
+    assert (first.status_code, other.status_code) == (201, 201)
+    assert first.get_json()["id"] != other.get_json()["id"]
+
+
+def test_the_subjects_age_and_district_are_kept_as_sent(client, net):
+    referral = sent_to(
+        client,
+        net["sender"],
+        net["service"].id,
+        subject__birth_year=REMOVE,
+        subject__age=12,
+        subject__district="1701",
+    )
+    subject = view(client, net["receiver"], referral)["subject"]
+    assert (subject["age"], subject["birth_year"], subject["district"]) == (12, None, "1701")
+
+
+def test_a_reason_or_outcome_is_kept_only_by_the_step_it_belongs_to(client, net):
+    sender, receiver = net["sender"], net["receiver"]
+    withdrawn = sent_to(client, sender, net["service"].id)
+    withdrawn = move(client, sender, withdrawn, "withdrawn", reason="Family moved away").get_json()
+    assert withdrawn["decline_reason"] is None
+    declined = sent_to(client, sender, net["service"].id)
+    declined = move(client, receiver, declined, "received", outcome="service_provided").get_json()
+    assert declined["outcome"] is None
+    wrong_party = move(client, sender, declined, "accepted").get_json()
+    assert wrong_party["errors"] == [{"field": "status", "message": "Allowed now: withdrawn."}]
+    declined = move(client, receiver, declined, "declined", reason="out_of_area").get_json()
+    stuck = move(client, receiver, declined, "accepted").get_json()
+    assert stuck["errors"] == [
+        {"field": "status", "message": "Nothing else may be done with it now."}
+    ]
+    completed = sent_to(client, sender, net["service"].id)
+    for status in ("received", "accepted", "in_progress"):
+        completed = move(client, receiver, completed, status).get_json()
+    completed = move(client, receiver, completed, "completed", outcome="partially_provided")
+    assert [step[5:] for step in timeline(client, sender, withdrawn)] == [
+        (None, None),
+        ("Family moved away", None),
+    ]
+    assert timeline(client, sender, declined)[-1][5:] == ("out_of_area", None)
+    assert timeline(client, sender, completed.get_json())[-1][5:] == (None, "partially_provided")
+
+
+def test_only_the_parties_see_why_eligibility_was_overridden(client, net):
+    referral = sent_to(
+        client,
+        net["sender"],
+        net["service"].id,
+        subject__birth_year=clock.now().year - 25,
+        eligibility_override={"reason": "Young adult leaving care"},
+    )
+    seen = {
+        name: view(client, net[name], referral).get("eligibility_override")
+        for name in ("sender", "receiver", "focal_in", "coordinator")
+    }
+    reason = {"reason": "Young adult leaving care"}
+    assert seen == {"sender": reason, "receiver": reason, "focal_in": None, "coordinator": None}
