@@ -253,6 +253,7 @@ def test_each_step_is_on_the_timeline_and_in_the_audit_log(client, app, net):
     again = client.post(withdraw, headers=sender.headers).get_json()
     assert (again["status"], again["detail"]) == (409, "Consent has been withdrawn already.")
     erased = client.post(withdraw, json={"erase": True}, headers=sender.headers).get_json()
+    assert withdrawn["consent"]["withdrawn_at"] is not None
     assert erased["consent"]["withdrawn_at"] == withdrawn["consent"]["withdrawn_at"]
     assert client.post(withdraw, json={"erase": True}, headers=sender.headers).status_code == 409
     s, r = client_actor(sender), client_actor(receiver)
