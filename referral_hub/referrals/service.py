@@ -387,7 +387,7 @@ def _check_version(referral, expected_version):
         )
 
 
-def _save(referral):
+def _save():
     """Flush the change; if another request changed the referral first, this one loses."""
     try:
         db.session.flush()
@@ -450,7 +450,7 @@ def change_status(
     referral.outcome = outcome if status == "completed" else referral.outcome
     if status not in UNANSWERED_STATUSES:
         referral.overdue = False
-    _save(referral)
+    _save()
     _event(referral, "referral.status_changed", principal, previous, status, reason, outcome)
     audit.record(
         actor(principal),
@@ -472,7 +472,7 @@ def _remove_personal_data(referral):
     referral.erased_at = clock.now()
 
 
-def withdraw_consent(principal, referral_id, erase=False):
+def withdraw_consent(principal, referral_id, erase):
     """From now the receiver sees no personal data; erase removes it from the hub for good."""
     referral, standing = _visible(principal, referral_id)
     if standing != visibility.SENDER:
@@ -483,7 +483,7 @@ def withdraw_consent(principal, referral_id, erase=False):
     referral.consent_withdrawn_at = referral.consent_withdrawn_at or clock.now()
     if erase:
         _remove_personal_data(referral)
-    _save(referral)
+    _save()
     _event(
         referral,
         "referral.consent_withdrawn",
@@ -519,7 +519,7 @@ def flag_overdue():
     for referral in late:
         referral.overdue, referral.escalated_at = True, clock.now()
         db.session.add(Escalation(referral_id=referral.id))
-        _save(referral)
+        _save()
         _event(referral, "referral.overdue", None, referral.status, referral.status)
         audit.record(
             "system",
@@ -543,7 +543,7 @@ def expire_unanswered():
     ).all()
     for referral in stale:
         previous, referral.status, referral.overdue = referral.status, "expired", False
-        _save(referral)
+        _save()
         _event(referral, "referral.status_changed", None, previous, "expired", "no answer")
         audit.record(
             "system",
@@ -566,7 +566,7 @@ def expire_consents():
     ).all()
     for referral in ended:
         referral.consent_status = "expired"
-        _save(referral)
+        _save()
         _event(
             referral,
             "referral.consent_withdrawn",
