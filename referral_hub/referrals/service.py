@@ -317,7 +317,7 @@ def _extras(referral, standing):
 
 
 def list_referrals(principal, filters, page_args):
-    """Referrals the principal may know of, newest first; lists carry no personal data."""
+    """Referrals the principal may know of, oldest first; lists carry no personal data."""
     query = db.select(Referral)
     role = filters.get("role")
     own = principal.organization_id
