@@ -4,8 +4,6 @@ from flask import render_template, request
 
 from ..pagination import PageArgs
 
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 def page_args():
     """The page of a list a page shows: only its cursor comes from the address."""
@@ -14,8 +12,9 @@ def page_args():
 
 
 def shown_once(template, **context):
-    """A page with a secret on it: never stored by the browser or a proxy."""
-    return render_template(template, **context), 200, NO_STORE
+    """A page with a secret on it; like every page, sent with Cache-Control: no-store
+    (session.not_stored), so no browser or proxy keeps it."""
+    return render_template(template, **context)
 
 
 def list_and_form(template, listing, values, errors, status=200, **context):
