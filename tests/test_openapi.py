@@ -68,4 +68,3 @@ def test_the_contract_check_catches_a_wrong_body():
 def test_the_contract_check_catches_a_wrong_content_type_without_a_json_body():
     with pytest.raises(AssertionError, match="as text/html is not documented"):
         check_response("GET", "/healthz", 200, "text/html", None)
-

@@ -38,8 +38,13 @@ def admin(app):
     browser, me = signed_in(app, ("org_admin",), organization)
     colleague = make_user(organization, roles=("caseworker",))
     stranger = make_user(make_org(), roles=("caseworker",))
-    return {"browser": browser, "me": me, "org": organization, "colleague": colleague,
-            "stranger": stranger}
+    return {
+        "browser": browser,
+        "me": me,
+        "org": organization,
+        "colleague": colleague,
+        "stranger": stranger,
+    }
 
 
 # Who may see the pages
@@ -89,7 +94,10 @@ def test_an_org_admin_is_not_offered_the_coordinators_roles(admin):
 
 def test_invite_shows_a_temporary_password_once_that_signs_in(app, admin):
     response = submit(
-        admin["browser"], "/admin/users", email="New.Person@Example.org", name="Sokha",
+        admin["browser"],
+        "/admin/users",
+        email="New.Person@Example.org",
+        name="Sokha",
         roles=["caseworker", "org_admin"],
     )
     assert response.status_code == 200, text(response)
@@ -104,9 +112,7 @@ def test_invite_shows_a_temporary_password_once_that_signs_in(app, admin):
 
 
 def test_invite_errors_are_shown_at_the_field_and_keep_what_was_typed(admin):
-    response = submit(
-        admin["browser"], "/admin/users", email="not-an-email", name="Dara", roles=[]
-    )
+    response = submit(admin["browser"], "/admin/users", email="not-an-email", name="Dara", roles=[])
     body = text(response)
     assert response.status_code == 422
     assert 'id="email-error"' in body and 'value="not-an-email"' in body
@@ -225,8 +231,11 @@ def test_the_client_list_shows_my_organisations_clients_only(admin):
 
 def test_a_new_clients_secret_is_shown_once_and_works(admin):
     response = submit(
-        admin["browser"], "/admin/clients", name="Case system",
-        scopes=["referrals:read", "referrals:write"], grant_types=["client_credentials"],
+        admin["browser"],
+        "/admin/clients",
+        name="Case system",
+        scopes=["referrals:read", "referrals:write"],
+        grant_types=["client_credentials"],
         auth_method="client_secret_basic",
     )
     assert response.status_code == 200, text(response)
@@ -241,20 +250,33 @@ def test_a_new_clients_secret_is_shown_once_and_works(admin):
 
 def test_client_errors_are_shown_at_their_fields_and_keep_what_was_typed(admin):
     response = submit(
-        admin["browser"], "/admin/clients", name="Phone app", scopes=[],
-        grant_types=["authorization_code"], auth_method="none",
+        admin["browser"],
+        "/admin/clients",
+        name="Phone app",
+        scopes=[],
+        grant_types=["authorization_code"],
+        auth_method="none",
     )
     assert response.status_code == 422
     assert 'id="scopes-error"' in text(response) and 'value="Phone app"' in text(response)
     response = submit(
-        admin["browser"], "/admin/clients", name="Phone app", scopes=["referrals:read"],
-        grant_types=["authorization_code"], auth_method="none",
+        admin["browser"],
+        "/admin/clients",
+        name="Phone app",
+        scopes=["referrals:read"],
+        grant_types=["authorization_code"],
+        auth_method="none",
     )
     assert response.status_code == 422 and 'id="redirect_uris-error"' in text(response)
     assert 'value="referrals:read" checked' in re.sub(r"\s+", " ", text(response))
     response = submit(
-        admin["browser"], "/admin/clients", name="Signed", scopes=["referrals:read"],
-        grant_types=["client_credentials"], auth_method="private_key_jwt", jwks="{not json",
+        admin["browser"],
+        "/admin/clients",
+        name="Signed",
+        scopes=["referrals:read"],
+        grant_types=["client_credentials"],
+        auth_method="private_key_jwt",
+        jwks="{not json",
     )
     assert response.status_code == 422 and 'id="jwks-error"' in text(response)
     assert "{not json" in text(response)
@@ -263,8 +285,12 @@ def test_client_errors_are_shown_at_their_fields_and_keep_what_was_typed(admin):
 
 def test_a_public_client_gets_no_secret(admin):
     response = submit(
-        admin["browser"], "/admin/clients", name="Phone app", scopes=["referrals:read"],
-        grant_types=["authorization_code", "refresh_token"], auth_method="none",
+        admin["browser"],
+        "/admin/clients",
+        name="Phone app",
+        scopes=["referrals:read"],
+        grant_types=["authorization_code", "refresh_token"],
+        auth_method="none",
         redirect_uris="https://app.example.org/done",
     )
     assert response.status_code == 200, text(response)

@@ -90,8 +90,12 @@ def test_a_new_subscription_shows_its_secret_once(admin):
 
 def test_subscription_errors_are_shown_at_the_field_and_secrets_not_sent_back(admin):
     response = submit(
-        admin["browser"], "/callbacks", url="ftp://example.org/hook", event_types=[],
-        oauth_token_url="https://auth.example.org/token", oauth_client_id="hub",
+        admin["browser"],
+        "/callbacks",
+        url="ftp://example.org/hook",
+        event_types=[],
+        oauth_token_url="https://auth.example.org/token",
+        oauth_client_id="hub",
         oauth_client_secret="partner-secret-123",
     )
     body = text(response)
@@ -100,12 +104,17 @@ def test_subscription_errors_are_shown_at_the_field_and_secrets_not_sent_back(ad
     assert 'id="event_types-error"' in body and 'value="hub"' in body
     assert "partner-secret-123" not in body
     response = submit(
-        admin["browser"], "/callbacks", url="ftp://example.org/hook",
+        admin["browser"],
+        "/callbacks",
+        url="ftp://example.org/hook",
         event_types=["referral.created"],
     )
     assert response.status_code == 422 and 'id="url-error"' in text(response)
     response = submit(
-        admin["browser"], "/callbacks", url=HOOK, event_types=["referral.created"],
+        admin["browser"],
+        "/callbacks",
+        url=HOOK,
+        event_types=["referral.created"],
         oauth_token_url="https://auth.example.org/token",
     )
     assert response.status_code == 422 and 'id="oauth_client_id-error"' in text(response)
@@ -114,8 +123,10 @@ def test_subscription_errors_are_shown_at_the_field_and_secrets_not_sent_back(ad
 
 def test_the_partners_oauth_secret_is_never_shown(admin):
     subscription, _secret, _page = add_subscription(
-        admin["browser"], event_types=["referral.created"],
-        oauth_token_url="http://127.0.0.1:9/token", oauth_client_id="hub-client",
+        admin["browser"],
+        event_types=["referral.created"],
+        oauth_token_url="http://127.0.0.1:9/token",
+        oauth_client_id="hub-client",
         oauth_client_secret="partner-secret-123",
     )
     assert subscription.oauth_client_id == "hub-client"

@@ -24,8 +24,13 @@ def admin(app):
     shelter = make_service(organization, name="Shelter")
     counselling = make_service(organization, name="Counselling", places_free=3)
     theirs = make_service(make_org(), name="Their House")
-    return {"browser": browser, "org": organization, "shelter": shelter,
-            "counselling": counselling, "theirs": theirs}
+    return {
+        "browser": browser,
+        "org": organization,
+        "shelter": shelter,
+        "counselling": counselling,
+        "theirs": theirs,
+    }
 
 
 @pytest.mark.parametrize("roles", [("caseworker",), ("coordinator",)])
@@ -51,31 +56,47 @@ def test_the_page_lists_my_services_only_with_one_labelled_form_each(admin):
 def test_an_admin_updates_capacity(admin):
     shelter = admin["shelter"]
     response = submit(
-        admin["browser"], "/capacity", f"/capacity/{shelter.id}",
-        capacity_status="waitlist", places_free="0", accepting_referrals="false",
+        admin["browser"],
+        "/capacity",
+        f"/capacity/{shelter.id}",
+        capacity_status="waitlist",
+        places_free="0",
+        accepting_referrals="false",
     )
     assert response.status_code == 302
     found = stored(shelter.id)
     assert (found.capacity_status, found.places_free, found.accepting_referrals) == (
-        "waitlist", 0, False
+        "waitlist",
+        0,
+        False,
     )
     assert found.capacity_updated_at is not None
     assert "The capacity of Shelter is saved." in text(admin["browser"].get("/capacity"))
     submit(
-        admin["browser"], "/capacity", f"/capacity/{shelter.id}",
-        capacity_status="available", places_free="", accepting_referrals="true",
+        admin["browser"],
+        "/capacity",
+        f"/capacity/{shelter.id}",
+        capacity_status="available",
+        places_free="",
+        accepting_referrals="true",
     )
     found = stored(shelter.id)
     assert (found.capacity_status, found.places_free, found.accepting_referrals) == (
-        "available", None, True
+        "available",
+        None,
+        True,
     )
 
 
 def test_a_wrong_value_is_shown_at_its_field_with_what_was_typed(admin):
     counselling = admin["counselling"]
     response = submit(
-        admin["browser"], "/capacity", f"/capacity/{counselling.id}",
-        capacity_status="full", places_free="-4", accepting_referrals="true",
+        admin["browser"],
+        "/capacity",
+        f"/capacity/{counselling.id}",
+        capacity_status="full",
+        places_free="-4",
+        accepting_referrals="true",
     )
     body = text(response)
     assert response.status_code == 422
@@ -88,8 +109,12 @@ def test_a_wrong_value_is_shown_at_its_field_with_what_was_typed(admin):
 def test_another_organisations_service_is_not_found(admin):
     theirs = admin["theirs"]
     response = submit(
-        admin["browser"], "/capacity", f"/capacity/{theirs.id}",
-        capacity_status="full", places_free="0", accepting_referrals="false",
+        admin["browser"],
+        "/capacity",
+        f"/capacity/{theirs.id}",
+        capacity_status="full",
+        places_free="0",
+        accepting_referrals="false",
     )
     assert response.status_code == 404 and "<h1>" in text(response)
     assert stored(theirs.id).capacity_status == "available"
@@ -97,9 +122,7 @@ def test_another_organisations_service_is_not_found(admin):
 
 def test_the_capacity_form_without_csrf_token_is_refused(admin):
     shelter = admin["shelter"]
-    response = admin["browser"].post(
-        f"/capacity/{shelter.id}", data={"capacity_status": "full"}
-    )
+    response = admin["browser"].post(f"/capacity/{shelter.id}", data={"capacity_status": "full"})
     assert response.status_code == 403
     assert stored(shelter.id).capacity_status == "available"
 

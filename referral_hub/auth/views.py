@@ -29,8 +29,10 @@ def login():
     try:
         user = service.sign_in(email, request.form.get("password", ""), request.remote_addr)
     except TooManyRequests as exc:
-        error = _("Too many failed attempts. Wait %(minutes)s minutes and try again.",
-                  minutes=max(1, round(int(exc.headers["Retry-After"]) / 60)))
+        error = _(
+            "Too many failed attempts. Wait %(minutes)s minutes and try again.",
+            minutes=max(1, round(int(exc.headers["Retry-After"]) / 60)),
+        )
         page = render_template("login.html", next_url=next_url, error=error, email=email)
         return page, 429, exc.headers
     if user is None:
