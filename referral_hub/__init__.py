@@ -79,6 +79,9 @@ def create_app(config=None):
     from .directory import api as directory_api
     from .directory import capacity_views, curation_views, hsds_api
     from .directory import views as directory_views
+    from .federation import api as federation_api
+    from .federation import views as peer_views
+    from .federation.forwarding import Forwarder
     from .health import bp as health_bp
     from .referrals import api as referrals_api
     from .referrals import network_views
@@ -90,6 +93,7 @@ def create_app(config=None):
     app.extensions["hub_deny_list"] = revocation.DenyList()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
     app.extensions["hub_dispatcher"] = Dispatcher(app)
+    app.extensions["hub_forwarder"] = Forwarder(app)
     for blueprint in (
         health_bp,
         oauth_api.bp,
@@ -111,6 +115,9 @@ def create_app(config=None):
         admin_views.bp,
         callback_views.bp,
         capacity_views.bp,
+        federation_api.bp,
+        federation_api.callbacks_bp,
+        peer_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -26,6 +26,7 @@ from .directory.hsds_cli import directory_cli
 from .directory.schemas import OrganizationView
 from .errors import Problem
 from .extensions import db
+from .federation.cli import peers_cli
 from .partners.cli import partners_cli
 
 HELP = """Referral Hub: a federated, consent-aware referral hub for NGO networks. It holds
@@ -279,6 +280,7 @@ cli.add_command(migrations_cli)  # Flask-Migrate adds it to the app's commands, 
 cli.add_command(directory_cli)
 cli.add_command(audit_cli)
 cli.add_command(partners_cli)
+cli.add_command(peers_cli)
 
 
 def main():

@@ -16,7 +16,12 @@ SCOPES = {
     "callbacks:manage": "Manage your organisation's status callbacks",
     "reports:read": "Read network figures you are entitled to",
     "admin": "Manage your organisation's users and API clients (admins only)",
+    "federation": "Act as a peer hub (given only to peer hubs' clients, by peering)",
 }
+
+
+# What an organisation's admin may give its clients: all but the peer hubs' scope.
+GRANTABLE_SCOPES = [scope for scope in SCOPES if scope != "federation"]
 
 
 class ConfigError(RuntimeError):
@@ -105,6 +110,9 @@ def from_environment(instance_path):
         "CALLBACK_LEASE_SECONDS": _env_int("CALLBACK_LEASE_SECONDS", 60),
         "CALLBACK_POLL_SECONDS": float(os.environ.get("CALLBACK_POLL_SECONDS", "1")),
         "CALLBACK_DISPATCHER_THREADS": _env_int("CALLBACK_DISPATCHER_THREADS", 4),
+        "PEER_SYNC_MINUTES": _env_int("PEER_SYNC_MINUTES", 15),
+        # How services of this hub are labelled beside peer hubs' services.
+        "HUB_NAME": os.environ.get("HUB_NAME", "This network"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hub_session",

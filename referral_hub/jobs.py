@@ -10,6 +10,7 @@ from .auth.models import AuthorizationCode, RefreshToken, UsedAssertion
 from .auth.revocation import purge_expired as purge_revocations
 from .directory import service as directory_service
 from .extensions import db, scheduler
+from .federation import sync as federation_sync
 from .referrals import service as referral_service
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ def referral_deadlines():
     db.session.commit()
 
 
+def sync_peers():
+    """Pull the directories of peer hubs whose sync is due."""
+    federation_sync.sync_due()
+
+
 def wake_dispatcher():
     """Deliveries due for a retry, or enqueued by another process, go out on this beat too."""
     current_app.extensions["hub_dispatcher"].wake()
@@ -51,12 +57,14 @@ JOBS = [
     (remind_unverified_services, {"trigger": "cron", "hour": 2}),
     (referral_deadlines, {"trigger": "interval", "minutes": 5}),
     (wake_dispatcher, {"trigger": "interval", "seconds": 5}),
+    (sync_peers, {"trigger": "interval", "minutes": 1}),
 ]
 
 
 def start(app):
     """Run the jobs and the callback dispatcher in this process, each inside an app context."""
     app.extensions["hub_dispatcher"].start()
+    app.extensions["hub_forwarder"].start()
 
     def in_app_context(job):
         def run():

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 from referral_hub.audit.views import FILTERS as AUDIT_FILTERS
 from referral_hub.directory.views import FILTERS as SEARCH_FILTERS
 from referral_hub.extensions import db
+from referral_hub.federation import peering
 from referral_hub.referrals.network_views import FILTERS as NETWORK_FILTERS
 
 from .contract import spec
@@ -218,6 +219,7 @@ class Hub:
             "user_id": make_user(organization).id,  # not the token's: a change must not end it
             "client_id": api_client["client_id"],
             "delivery_id": "msg_00000000000000000000000000000000",
+            "peer_id": peering.invite("test", "Fuzzed peer")["peer_id"],
         }
         self.bodies = {
             ("POST", "/api/v1/referrals"): referral_body(service.id),

@@ -95,7 +95,7 @@ def test_the_purge_drops_each_credential_once_it_has_expired_and_keeps_it_until_
 
 
 def test_the_scheduler_runs_each_job_on_its_interval(app):
-    dispatcher = app.extensions["hub_dispatcher"]
+    dispatcher, forwarder = app.extensions["hub_dispatcher"], app.extensions["hub_forwarder"]
     scheduler.start(paused=True)  # jobs.start adds the jobs without running them now
     try:
         jobs.start(app)
@@ -106,11 +106,13 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
         scheduler.remove_all_jobs()
         scheduler.shutdown(wait=False)
         dispatcher.stop()
+        forwarder.stop()
     assert set(triggers) == {
         "purge_expired_credentials",
         "remind_unverified_services",
         "referral_deadlines",
         "wake_dispatcher",
+        "sync_peers",
     }
     every = {
         name: trigger.interval
@@ -121,6 +123,7 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
         "purge_expired_credentials": timedelta(minutes=15),
         "referral_deadlines": timedelta(minutes=5),
         "wake_dispatcher": timedelta(seconds=5),
+        "sync_peers": timedelta(minutes=1),  # each peer when its own PEER_SYNC_MINUTES are up
     }
     nightly = triggers["remind_unverified_services"]
     assert isinstance(nightly, CronTrigger)

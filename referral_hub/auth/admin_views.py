@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..config import SCOPES
+from ..config import GRANTABLE_SCOPES, SCOPES
 from ..csrf import check_csrf
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
@@ -183,7 +183,11 @@ def _clients_page(principal, values, errors, status=200):
         principal,
         (values, errors),
         status,
-        scopes=[(scope, f"{scope}: {_(description)}") for scope, description in SCOPES.items()],
+        scopes=[
+            (scope, f"{scope}: {_(description)}")
+            for scope, description in SCOPES.items()
+            if scope in GRANTABLE_SCOPES
+        ],
         grant_types=[(grant, GRANT_NAMES[grant]) for grant in GRANT_TYPES],
         auth_methods=[(method, AUTH_METHOD_NAMES[method]) for method in CLIENT_AUTH_METHODS],
     )

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from ..config import SCOPES
+from ..config import GRANTABLE_SCOPES
 from .models import CLIENT_AUTH_METHODS, GRANT_TYPES, ROLES
 
 Role = fields.String(validate=validate.OneOf(ROLES))
@@ -44,7 +44,7 @@ RedirectUri = fields.Url(schemes={"https", "http"}, require_tld=False)
 class ClientCreate(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     scopes = fields.List(
-        fields.String(validate=validate.OneOf(list(SCOPES))),
+        fields.String(validate=validate.OneOf(GRANTABLE_SCOPES)),
         required=True,
         validate=validate.Length(min=1),
     )
@@ -63,7 +63,7 @@ class ClientCreate(Schema):
 class ClientUpdate(Schema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     scopes = fields.List(
-        fields.String(validate=validate.OneOf(list(SCOPES))), validate=validate.Length(min=1)
+        fields.String(validate=validate.OneOf(GRANTABLE_SCOPES)), validate=validate.Length(min=1)
     )
     redirect_uris = fields.List(RedirectUri)
     revoked = fields.Boolean(validate=validate.Equal(True, error="A revoked client stays revoked."))

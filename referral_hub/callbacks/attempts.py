@@ -269,14 +269,12 @@ def _note_failure(result, attempts, moment):
     answer = result.answer
     wait = sender.retry_after(answer.headers) if answer.status_code in (429, 503) else None
     db.session.execute(
-        update(DELIVERIES)
-        .where(DELIVERIES.c.id == result.item.id)
-        .values(_next_try(attempts, wait))
+        update(DELIVERIES).where(DELIVERIES.c.id == result.item.id).values(next_try(attempts, wait))
     )
     return None
 
 
-def _next_try(attempts, retry_after):
+def next_try(attempts, retry_after):
     """The next attempt's time by the retry schedule (with jitter), or parked as failed."""
     schedule = current_app.config["CALLBACK_RETRY_SCHEDULE"]
     if attempts >= len(schedule):

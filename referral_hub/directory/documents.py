@@ -4,10 +4,12 @@ their seven collections (one statement each) was most of a search's time."""
 
 from collections import defaultdict
 
+from flask import current_app
 from sqlalchemy import Text, bindparam, cast, literal, null, select, union_all
 
 from ..errors import NotFound
 from ..extensions import db
+from ..federation.models import Peer
 from . import reference
 from .models import (
     Contact,
@@ -49,6 +51,8 @@ SERVICE_COLUMNS = (
     Service.last_verified_at,
     Service.created_at,
     Service.updated_at,
+    Service.peer_id,
+    Peer.name.label("peer_name"),
 )
 
 # The linked rows that are text only, as (kind, service id, a, b, c, d, e) of one UNION; each
@@ -96,7 +100,12 @@ LOCATION_FIELDS = (
 
 
 # The columns service_documents needs, for a query to add its conditions to (built once).
-SERVICES = select(*SERVICE_COLUMNS).join(Organization, Organization.id == Service.organization_id)
+SERVICES = (
+    select(*SERVICE_COLUMNS)
+    .join(Organization, Organization.id == Service.organization_id)
+    .outerjoin(Peer, Peer.id == Service.peer_id)
+)
+LOCAL_HUB = "local"  # the id of this hub's own services' hub
 
 
 IDS = bindparam("ids", expanding=True)
@@ -154,9 +163,10 @@ def _areas(codes):
     ]
 
 
-def _document(row, links, locations):
+def _document(row, links, locations, local_hub):
     return {
         "id": row.id,
+        "hub": {"id": row.peer_id, "name": row.peer_name} if row.peer_id else local_hub,
         "organization": {"id": row.organization_id, "name": row.organization_name},
         "name": row.name,
         "alternate_name": row.alternate_name,
@@ -199,7 +209,8 @@ def service_documents(rows, show_confidential):
     links = _links([row.id for row in rows])
     location_ids = {location_id for link in links.values() for location_id in link["locations"]}
     locations = _locations(location_ids, show_confidential)
-    return [_document(row, links[row.id], locations) for row in rows]
+    local = {"id": LOCAL_HUB, "name": current_app.config["HUB_NAME"]}
+    return [_document(row, links[row.id], locations, local) for row in rows]
 
 
 def service_document(service_id, show_confidential):

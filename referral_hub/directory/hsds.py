@@ -530,7 +530,7 @@ def _objects(raw, key, path, errors, required=False):
     return found
 
 
-def _read_document(document, errors):
+def read_document(document, errors):
     if not isinstance(document, dict):
         _error(errors, "", "Expected an HSDS document, a JSON object.")
         return []
@@ -767,7 +767,7 @@ def import_document(document, principal):
     if principal is not None:
         principal.require_role("coordinator")
     errors = []
-    organizations = _read_document(document, errors)
+    organizations = read_document(document, errors)
     if not errors:
         _check_against_hub(organizations, errors)
     if errors:

@@ -10,6 +10,7 @@ from sqlalchemy import false, func
 from ..auth.principal import protected
 from ..errors import NotFound
 from ..extensions import db
+from ..federation import inbound
 from ..pagination import page_number
 from ..request_handling import json_body
 from . import hsds, reference
@@ -112,16 +113,19 @@ def _listed_page(items, args):
     )
 
 
+def _local_services():
+    """This network's services: a peer hub's services are published by that hub."""
+    return db.select(Service).join(Service.organization).where(Service.peer_id.is_(None))
+
+
 def _public_services():
-    return (
-        db.select(Service)
-        .join(Service.organization)
-        .where(Service.status == "active", Organization.status == "active")
-    )
+    return _local_services().where(Service.status == "active", Organization.status == "active")
 
 
 def _public_organizations():
-    return db.select(Organization).where(Organization.status == "active")
+    return db.select(Organization).where(
+        Organization.status == "active", Organization.peer_id.is_(None)
+    )
 
 
 def _one(query, detail):
@@ -140,10 +144,27 @@ def _full_service(service):
     return {**hsds.service_object(service), **_modified(service), "organization": organization}
 
 
-def _service_entry(args):
+def _peer_entry(service, public):
+    """What a peer hub mirrors: every status (so that it sees removals), the organisation's
+    status folded into the service's, and confidential locations only if it is trusted."""
+    organization = service.organization
+    entry = hsds.service_object(service, public)
+    if organization.status != "active":
+        entry["status"] = "inactive"
+    modified = max(service.updated_at, organization.updated_at)
+    return {
+        **entry,
+        "last_modified": modified.isoformat(timespec="microseconds"),
+        "organization": hsds.organization_object(organization, public=public),
+    }
+
+
+def _service_entry(args, peer=None):
     """minimal: one-to-one fields; full: fully nested; else one-to-one with the organization."""
 
     def shape(service):
+        if peer is not None:
+            return _peer_entry(service, public=not peer.trusted_with_confidential)
         if args["full"]:
             return _full_service(service)
         entry = {**hsds.service_fields(service), **_modified(service)}
@@ -174,7 +195,8 @@ def about():
 @hsds_bp.get("/services")
 def services():
     args = ServiceQuery().load(request.args)
-    query = _public_services()
+    peer = inbound.asking_peer()
+    query = _public_services() if peer is None else _local_services()
     for word in args.get("search", "").lower().split():
         query = query.where(Service.search_text.contains(word, autoescape=True))
     if "taxonomy_term_id" in args:
@@ -185,8 +207,14 @@ def services():
     if "organization_id" in args:
         query = query.where(Service.organization_id == args["organization_id"])
     if "modified_after" in args:
-        query = query.where(Service.updated_at >= args["modified_after"])
-    return _page(query, (Service.name, Service.id), args, _service_entry(args))
+        since = args["modified_after"]
+        changed = Service.updated_at >= since
+        query = query.where(
+            changed if peer is None else changed | (Organization.updated_at >= since)
+        )
+    # A peer pages in order of change, so that what changes meanwhile comes last, not between.
+    order = (Service.name, Service.id) if peer is None else (Service.updated_at, Service.id)
+    return _page(query, order, args, _service_entry(args, peer))
 
 
 @hsds_bp.get("/services/<service_id>")

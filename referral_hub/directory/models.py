@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -19,6 +20,7 @@ from ..db_types import UTCDateTime, created_column, id_column, updated_column
 from ..extensions import db
 
 ORGANIZATION_STATUSES = ("active", "suspended", "retired")
+PEER_STAND_IN = "peer"  # the status of a peer hub's stand-in: never active, in no list
 SERVICE_STATUSES = ("active", "inactive", "defunct", "temporarily closed")
 CAPACITY_STATUSES = ("available", "waitlist", "full", "assessment_required")
 SEXES = ("female", "male")
@@ -26,9 +28,19 @@ SEXES = ("female", "male")
 
 class Organization(db.Model):
     __tablename__ = "organizations"
+    __table_args__ = (
+        # Names are unique in this network; a peer hub's organisations may share them.
+        Index(
+            "uq_organizations_local_name",
+            "name",
+            unique=True,
+            sqlite_where=text("peer_id IS NULL"),
+            postgresql_where=text("peer_id IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = id_column()
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
     alternate_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str | None] = mapped_column(String(254))
@@ -38,6 +50,8 @@ class Organization(db.Model):
     sources: Mapped[list] = mapped_column(JSON, default=list)
     last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_verified_by: Mapped[str | None] = mapped_column(String(120))
+    # A peer hub's: mirrored from its directory (or, status "peer", the peer's stand-in).
+    peer_id: Mapped[str | None] = mapped_column(ForeignKey("peers.id"), index=True)
     created_at = created_column()
     updated_at = updated_column()
 
@@ -82,6 +96,9 @@ class Service(db.Model):
     sources: Mapped[list] = mapped_column(JSON, default=list)
     last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_verified_by: Mapped[str | None] = mapped_column(String(120))
+    # A peer hub's service, mirrored: edited there only; the digest of what the peer last sent.
+    peer_id: Mapped[str | None] = mapped_column(ForeignKey("peers.id"), index=True)
+    peer_digest: Mapped[str | None] = mapped_column(String(64))
     created_at = created_column()
     updated_at = updated_column()
 

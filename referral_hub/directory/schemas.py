@@ -1,5 +1,7 @@
 """Shapes of the directory API."""
 
+import uuid
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..messages import N_
@@ -153,6 +155,7 @@ class SearchArgs(Schema):
     capacity = fields.Method(deserialize="_capacity")
     status = fields.Method(deserialize="_status")
     organization_id = fields.UUID()
+    hub = fields.Method(deserialize="_hub")
     q = fields.String(validate=validate.Length(min=1, max=200))
     near = fields.Method(deserialize="_near")
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
@@ -178,6 +181,15 @@ class SearchArgs(Schema):
         if not states or set(states) - set(SERVICE_STATUSES):
             raise ValidationError(N_("One or more of %(options)s.", options=SERVICE_STATUSES))
         return states
+
+    def _hub(self, value):
+        """local (this network's services), all (the default), or a peer hub's id."""
+        if value in ("local", "all"):
+            return value
+        try:
+            return str(uuid.UUID(value))
+        except (ValueError, AttributeError, TypeError):
+            raise ValidationError("local, all or a peer hub's id.") from None
 
     def _near(self, value):
         try:

@@ -107,6 +107,9 @@ def search_services(filters, page_args, show_confidential=False):
         query = query.where(Service.capacity_status.in_(filters["capacity"]))
     if filters.get("organization_id"):
         query = query.where(Service.organization_id == str(filters["organization_id"]))
+    hub = filters.get("hub", "all")
+    if hub != "all":
+        query = query.where(Service.peer_id.is_(None) if hub == "local" else Service.peer_id == hub)
     if filters.get("q"):
         query = query.where(_text_condition(filters["q"]))
     near = filters.get("near")

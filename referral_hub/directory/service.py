@@ -13,6 +13,7 @@ from ..pagination import paginate
 from ..persistence import flush_or_conflict
 from . import reference
 from .models import (
+    PEER_STAND_IN,
     Contact,
     DirectoryChange,
     Organization,
@@ -116,7 +117,9 @@ def create_organization(principal, name, description="", province=None, **extra)
 
 
 def list_organizations(page_args):
-    return paginate(db.select(Organization), Organization.name, Organization.id, page_args)
+    """The network's organisations and those mirrored from peer hubs, not peers' stand-ins."""
+    query = db.select(Organization).where(Organization.status != PEER_STAND_IN)
+    return paginate(query, Organization.name, Organization.id, page_args)
 
 
 def get_organization(organization_id):
@@ -126,9 +129,16 @@ def get_organization(organization_id):
     return organization
 
 
+def _local(record):
+    """A peer hub's entry, mirrored here, is edited on that hub only."""
+    if record.peer_id is not None:
+        raise Forbidden("This entry is a peer hub's: it is edited on that hub.")
+    return record
+
+
 def update_organization(principal, organization_id, changes):
     """Coordinators curate any organisation; an admin edits its own organisation's description."""
-    organization = get_organization(organization_id)
+    organization = _local(get_organization(organization_id))
     if _is_coordinator(principal):
         allowed = ORGANIZATION_CURATED_FIELDS
     elif principal.organization_id == organization.id and principal.has_role("org_admin"):
@@ -153,7 +163,7 @@ def update_organization(principal, organization_id, changes):
 
 def verify_organization(principal, organization_id):
     principal.require_role("coordinator")
-    organization = get_organization(organization_id)
+    organization = _local(get_organization(organization_id))
     old = organization.last_verified_at
     organization.last_verified_at, organization.last_verified_by = clock.now(), actor(principal)
     verified = {"last_verified_at": (old, organization.last_verified_at)}
@@ -196,7 +206,7 @@ def _check_service_values(values, current=None):
         raise InvalidInput("The service has invalid fields.", errors=errors)
 
 
-def _set_links(service, values):
+def set_links(service, values):
     """Replace the linked records (categories, areas, languages, phones, contacts, schedules)."""
     if "categories" in values:
         service.categories = [
@@ -271,11 +281,11 @@ def refresh_coordinates(service):
 def create_service(principal, organization_id, values):
     if principal is not None:
         principal.require_role("coordinator")
-    organization = get_organization(organization_id)
+    organization = _local(get_organization(organization_id))
     _check_service_values(values)
     plain = {k: v for k, v in values.items() if k not in LINKS}
     service = Service(organization=organization, **plain)
-    _set_links(service, values)
+    set_links(service, values)
     db.session.add(service)
     flush_or_conflict("This organisation has a service with this name already.", "name")
     refresh_search_text(service)
@@ -324,7 +334,7 @@ def _owner_admin(principal, service):
 
 def update_service(principal, service_id, changes):
     """Coordinators curate any field; the owner's admins edit the descriptive ones."""
-    service = get_service(service_id)
+    service = _local(get_service(service_id))
     if _is_coordinator(principal):
         allowed = CURATED_FIELDS
     elif _owner_admin(principal, service):
@@ -337,7 +347,7 @@ def update_service(principal, service_id, changes):
         changes = {**changes, "name": changes["name"].strip()}
     before = _link_values(service)
     diff = _apply(service, changes)
-    _set_links(service, changes)
+    set_links(service, changes)
     after = _link_values(service)
     diff.update(
         {k: (before[k], after[k]) for k in changes if k in before and before[k] != after[k]}
@@ -355,7 +365,7 @@ def _owner_system_or_admin(principal, service):
 
 def update_capacity(principal, service_id, changes):
     """The owning organisation (its admins or its systems) and coordinators say what is free now."""
-    service = get_service(service_id)
+    service = _local(get_service(service_id))
     if not (_is_coordinator(principal) or _owner_system_or_admin(principal, service)):
         raise Forbidden(
             "Only coordinators and the service's own organisation (its admins or its systems) "
@@ -371,7 +381,7 @@ def update_capacity(principal, service_id, changes):
 def verify_service(principal, service_id):
     """A coordinator confirms the entry is true today; open reminders close."""
     principal.require_role("coordinator")
-    service = get_service(service_id)
+    service = _local(get_service(service_id))
     old = service.last_verified_at
     service.last_verified_at, service.last_verified_by = clock.now(), actor(principal)
     db.session.execute(
@@ -408,6 +418,7 @@ def remind_unverified(max_age_days):
     stale = db.session.scalars(
         db.select(Service).where(
             Service.status == "active",
+            Service.peer_id.is_(None),  # a peer hub verifies its own
             (Service.last_verified_at.is_(None)) | (Service.last_verified_at < cutoff),
             Service.id.not_in(open_reminder),
         )

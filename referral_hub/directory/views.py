@@ -1,10 +1,12 @@
 """Pages for finding a service: filters, results with capacity and contacts, one service."""
 
 from flask import render_template, request, url_for
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import select
 
 from ..extensions import db
+from ..federation.models import Peer
 from ..web import forms, localize
 from ..web.error_pages import page_blueprint
 from ..web.session import signed_in
@@ -13,7 +15,7 @@ from .models import ServiceLanguage
 from .schemas import SEXES, SearchArgs
 
 bp = page_blueprint("directory_pages", __name__)
-FILTERS = ("category", "province", "district", "age", "sex", "language", "accepting", "q")
+FILTERS = ("category", "province", "district", "age", "sex", "language", "accepting", "hub", "q")
 # Fewer than the API's 50: a page of results in Khmer must stay well under 100 KB on a phone.
 PAGE_SIZE = 20
 
@@ -32,6 +34,16 @@ def _search_args(form):
 def _languages():
     codes = db.session.scalars(select(ServiceLanguage.code).distinct()).all()
     return sorted((code, localize.language_name(code)) for code in codes)
+
+
+def _hubs():
+    """This network and the active peer hubs whose services are in the directory; none alone."""
+    peers = db.session.execute(
+        db.select(Peer.id, Peer.name)
+        .where(Peer.status == "active", Peer.url.is_not(None))
+        .order_by(Peer.name)
+    ).all()
+    return [("local", _("This network only")), *peers] if peers else []
 
 
 @bp.get("/find")
@@ -60,6 +72,7 @@ def find(principal):
         more_url=more_url,
         **localize.area_and_category_choices(),
         languages=_languages(),
+        hubs=_hubs(),
         sexes=SEXES,
         show_confidential=service.sees_confidential_addresses(principal),
     )

@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ..auth.models import CLIENT_AUTH_METHODS
 from ..callbacks.models import EVENT_TYPES
-from ..config import SCOPES
+from ..config import GRANTABLE_SCOPES
 from ..directory.schemas import PROVINCE_CODE
 
 PARTNER_ROLES = ("org_admin", "caseworker")
@@ -25,7 +25,7 @@ class ManifestContact(Schema):
 class ManifestClient(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     scopes = fields.List(
-        fields.String(validate=validate.OneOf(list(SCOPES))),
+        fields.String(validate=validate.OneOf(GRANTABLE_SCOPES)),
         required=True,
         validate=validate.Length(min=1),
     )

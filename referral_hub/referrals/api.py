@@ -40,10 +40,13 @@ def _expected_version():
 def _referral_response(principal, referral_id, status=200):
     """The referral as the principal may see it: never cached, tagged with its version."""
     referral, _standing, personal, extras = service.read_referral(principal, referral_id)
+    # Shaped before the commit (which records the read): after it, the referral would reload
+    # and could show a change committed meanwhile beside personal data read before it.
+    body, version = present(referral, personal, extras), referral.version
     db.session.commit()
-    response = jsonify(present(referral, personal, extras))
+    response = jsonify(body)
     response.status_code = status
-    response.headers["ETag"] = f'"{referral.version}"'
+    response.headers["ETag"] = f'"{version}"'
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, created_column, id_column, updated_column
 from ..extensions import db
@@ -98,6 +98,17 @@ class Referral(db.Model):
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Across networks. Sent here: the peer hub it is forwarded to, its id there, and how the
+    # forwarding stands. Received from a peer hub: that peer, and who referred at its end.
+    peer_id: Mapped[str | None] = mapped_column(ForeignKey("peers.id"), index=True)
+    remote_referral_id: Mapped[str | None] = mapped_column(String(36))
+    forwarding: Mapped[str | None] = mapped_column(String(20))
+    forwarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    remote_events_seen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    referrer: Mapped[dict | None] = mapped_column(JSON)
+    peer = relationship("Peer")
+    forwards = relationship("Forward", order_by="Forward.id", viewonly=True)
 
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_digest: Mapped[str | None] = mapped_column(String(64))

@@ -1,5 +1,6 @@
 """A referral as JSON for one party: the facts it may see, and what is held back from it."""
 
+from ..federation.outbox import flagged
 from .models import FHIR_TASK_STATUS
 from .visibility import is_overdue
 
@@ -52,10 +53,34 @@ def present(referral, personal=None, extras=None):
         "outcome": referral.outcome,
         "created_at": _time(referral.created_at),
         "updated_at": _time(referral.updated_at),
+        **_across_networks(referral),
     }
     if "eligibility_override" in extras:
         body["eligibility_override"] = {"reason": extras["eligibility_override"]}
     return body
+
+
+def _across_networks(referral):
+    """The peer hub a referral went to or came from; how its forwarding stands; who referred."""
+    peer = referral.peer
+    return {
+        "peer": {"id": peer.id, "name": peer.name, "former": peer.status == "removed"}
+        if peer
+        else None,
+        "forwarding": referral.forwarding,
+        "forwarding_flagged": flagged(referral),
+        "forwarded_steps": [
+            {
+                "action": step.action,
+                "status": step.status,
+                "requested_at": _time(step.created_at),
+                "confirmed_at": _time(step.done_at),
+                "error": step.last_error,
+            }
+            for step in (referral.forwards if referral.forwarding else ())
+        ],
+        "referrer": referral.referrer,
+    }
 
 
 def present_event(event):

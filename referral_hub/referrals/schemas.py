@@ -87,6 +87,13 @@ class EligibilityOverride(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=10, max=2000))
 
 
+class Referrer(Schema):
+    """Who referred at a peer hub's end; only a peer hub sends it."""
+
+    caseworker = Short
+    organization = Short
+
+
 class ReferralCreate(Schema):
     service_id = fields.UUID(required=True)
     urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES))
@@ -94,6 +101,7 @@ class ReferralCreate(Schema):
     subject = fields.Nested(SubjectInput, required=True)
     consent = fields.Nested(ConsentInput, required=True)
     eligibility_override = fields.Nested(EligibilityOverride, load_default=None)
+    referrer = fields.Nested(Referrer, load_default=None)
 
 
 class StatusChange(Schema):

@@ -19,6 +19,8 @@ from ..directory import reference
 from ..directory.models import Service
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from ..extensions import db
+from ..federation import inbound
+from ..federation import outbox as forwards
 from ..messages import N_
 from ..pagination import paginate
 from . import visibility
@@ -162,6 +164,11 @@ def create_referral(principal, data, idempotency_key=None):
     )
     if service is None:
         raise _field_error("service_id", "No such service.")
+    peer = inbound.peer_of(principal)
+    if data.get("referrer") is not None and peer is None:
+        raise _field_error("referrer", "Only a peer hub names who referred at its end.")
+    if peer is not None and service.peer_id is not None:
+        raise _field_error("service_id", "Not a service of this network.", Conflict)
     if service.status != "active" or service.organization.status != "active":
         raise _field_error("service_id", "This service is not active.", Conflict)
     if not service.accepting_referrals:
@@ -203,6 +210,10 @@ def create_referral(principal, data, idempotency_key=None):
         request_digest=digest,
         created_at=moment,
     )
+    if peer is not None:
+        referral.peer_id, referral.referrer = peer.id, inbound.referrer(peer, data.get("referrer"))
+    elif service.peer_id is not None:  # the service is another network's: forward it there
+        referral.peer_id, referral.forwarding = service.peer_id, "pending"
     for category in PERSONAL_CATEGORIES:
         if subject.get(category):
             value = json.loads(json.dumps(subject[category], default=str))
@@ -229,6 +240,8 @@ def create_referral(principal, data, idempotency_key=None):
             raise
         return create_referral(principal, data, idempotency_key)
     _event(referral, "referral.created", principal, None, "sent")
+    if referral.forwarding:
+        forwards.enqueue(referral, "create")
     audit.record(
         actor(principal),
         principal.organization_id,
@@ -241,16 +254,19 @@ def create_referral(principal, data, idempotency_key=None):
     return referral, True
 
 
-def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None):
-    """Record a step of the timeline and, in the same transaction, its callbacks."""
+def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None, by=None):
+    """Record a step of the timeline and, in the same transaction, its callbacks. `by` names
+    an actor who is no principal here (a peer hub); it acts for the referral's receiver."""
     event = ReferralEvent(
         referral_id=referral.id,
         type=kind,
         from_status=from_status,
         to_status=to_status,
         version=referral.version,
-        actor=actor(principal),
-        organization_id=principal.organization_id if principal else None,
+        actor=by or actor(principal),
+        organization_id=(
+            referral.receiver_organization_id if by else getattr(principal, "organization_id", None)
+        ),
         reason=reason,
         outcome=outcome,
     )
@@ -452,9 +468,35 @@ def change_status(
         referral.overdue = False
     _save()
     _event(referral, "referral.status_changed", principal, previous, status, reason, outcome)
+    if referral.forwarding and status == "withdrawn":
+        forwards.enqueue(referral, "withdraw")
     audit.record(
         actor(principal),
         principal.organization_id,
+        "referral.status_changed",
+        "referral",
+        referral.id,
+        {"from": previous, "to": status, "version": referral.version},
+    )
+    db.session.flush()
+    return referral
+
+
+def record_peer_change(referral, status, by, reason=None, outcome=None, suggested_service_id=None):
+    """A move the peer hub's receiver made, mirrored on this hub's (the sender's) copy."""
+    previous = referral.status
+    referral.status = status
+    if status == "declined":
+        referral.decline_reason, referral.suggested_service_id = reason, suggested_service_id
+    if status == "completed":
+        referral.outcome = outcome
+    if status not in UNANSWERED_STATUSES:
+        referral.overdue = False
+    _save()
+    _event(referral, "referral.status_changed", None, previous, status, reason, outcome, by=by)
+    audit.record(
+        by,
+        None,
         "referral.status_changed",
         "referral",
         referral.id,
@@ -492,6 +534,8 @@ def withdraw_consent(principal, referral_id, erase):
         referral.status,
         "erased" if erase else None,
     )
+    if referral.forwarding:
+        forwards.enqueue(referral, "erase" if erase else "consent_withdraw")
     audit.record(
         actor(principal),
         principal.organization_id,

@@ -21,6 +21,13 @@ class OrganizationCount(Schema):
     count = fields.Integer()
 
 
+class PeerFlow(Schema):
+    id = fields.String()
+    name = fields.String()
+    sent = fields.Integer()
+    received = fields.Integer()
+
+
 class SummaryView(Schema):
     first = fields.Date(data_key="from")
     last = fields.Date(data_key="to")
@@ -34,3 +41,4 @@ class SummaryView(Schema):
     median_hours_to_accept = fields.Float(allow_none=True)
     overdue = fields.Integer()
     escalated = fields.Integer()
+    by_peer_hub = fields.List(fields.Nested(PeerFlow))

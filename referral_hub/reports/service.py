@@ -15,6 +15,7 @@ from .. import clock
 from ..directory.models import Organization
 from ..errors import InvalidInput
 from ..extensions import db
+from ..federation.models import Peer
 from ..referrals import visibility
 from ..referrals.models import STATUSES, Referral, ReferralEvent
 
@@ -103,6 +104,26 @@ def _median_hours(to_status, where):
     return round(statistics.median(hours), 2) if hours else None
 
 
+def _by_peer_hub(where):
+    """The flows between this hub and each peer hub: referrals forwarded there (this hub's
+    senders) and received from there (its receivers here), of those the principal may know."""
+    flows = {}
+    for direction, condition in (
+        ("sent", Referral.forwarding.is_not(None)),
+        ("received", Referral.referrer.is_not(None)),
+    ):
+        rows = db.session.execute(
+            select(Peer.id, Peer.name, func.count(Referral.id))
+            .join(Peer, Peer.id == Referral.peer_id)
+            .where(*where, condition)
+            .group_by(Peer.id, Peer.name)
+        ).all()
+        for peer_id, name, count in rows:
+            flows.setdefault(peer_id, {"id": peer_id, "name": name, "sent": 0, "received": 0})
+            flows[peer_id][direction] = count
+    return sorted(flows.values(), key=lambda flow: (flow["name"], flow["id"]))
+
+
 def _count(where, *conditions):
     return db.session.scalar(select(func.count(Referral.id)).where(*where, *conditions))
 
@@ -129,4 +150,5 @@ def summary(principal, first=None, last=None, zone="Asia/Phnom_Penh"):
         "median_hours_to_accept": _median_hours("accepted", where),
         "overdue": _count(where, visibility.overdue_condition()),
         "escalated": _count(where, Referral.escalated_at.is_not(None)),
+        "by_peer_hub": _by_peer_hub(where),
     }

@@ -5,6 +5,7 @@ from flask_babel import get_locale
 
 from .. import clock
 from ..csrf import csrf_token
+from ..federation.outbox import flagged
 from . import error_pages, i18n, labels, localize, messages, navigation, session
 
 
@@ -25,5 +26,7 @@ def configure(app):
     app.after_request(session.not_stored)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.filters["translate_message"] = messages.translate
-    app.jinja_env.globals.update(localize.HELPERS, **labels.HELPERS, now=clock.now)
+    app.jinja_env.globals.update(
+        localize.HELPERS, **labels.HELPERS, now=clock.now, forwarding_flagged=flagged
+    )
     app.register_blueprint(i18n.bp)

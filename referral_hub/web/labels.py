@@ -194,7 +194,17 @@ def code_labels():
     }
 
 
+def forward_labels():
+    return {
+        "create": _("Forwarded"),
+        "withdraw": _("Withdrawal passed on"),
+        "consent_withdraw": _("Withdrawal of consent passed on"),
+        "erase": _("Erasure passed on"),
+    }
+
+
 HELPERS = {
+    "forward_labels": forward_labels,
     "capacity_labels": capacity_labels,
     "status_labels": status_labels,
     "role_labels": role_labels,

@@ -13,6 +13,7 @@ MENU = [
     ("capacity_pages.capacity", _l("Capacity"), ("org_admin",)),
     ("curation_pages.organizations", _l("Directory"), ("coordinator",)),
     ("network_pages.overdue", _l("Overdue and escalated"), ("coordinator",)),
+    ("peer_pages.peers", _l("Peer hubs"), ("coordinator",)),
     ("audit_pages.log", _l("Audit log"), ("coordinator",)),
     ("report_pages.dashboard", _l("Dashboard"), ("focal_point", "coordinator")),
 ]

@@ -1,0 +1,47 @@
+"""The federation outbox: a step of a referral to carry to its peer hub, written in the same
+transaction as the change (federation.forwarding carries it)."""
+
+from datetime import timedelta
+
+from flask import current_app, has_app_context
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.orm import Session
+
+from .. import clock
+from ..extensions import db
+from .models import Forward
+
+FLAG_AFTER = timedelta(hours=24)
+
+
+def enqueue(referral, action):
+    """Carry this step to the peer after the referral's change commits."""
+    db.session.add(
+        Forward(
+            referral_id=referral.id,
+            peer_id=referral.peer_id,
+            action=action,
+            next_attempt_at=clock.now(),
+        )
+    )
+    db.session.info["forwards_enqueued"] = True
+
+
+@sqlalchemy_event.listens_for(Session, "after_commit")
+def _wake_forwarder(session):
+    if session.info.pop("forwards_enqueued", False) and has_app_context():
+        forwarder = current_app.extensions.get("hub_forwarder")
+        if forwarder is not None:
+            forwarder.wake()
+
+
+@sqlalchemy_event.listens_for(Session, "after_rollback")
+def _forget(session):
+    session.info.pop("forwards_enqueued", None)
+
+
+def flagged(referral):
+    """Not forwarded after a day (or refused): the sender may withdraw it or send it elsewhere."""
+    if referral.forwarding == "refused":
+        return True
+    return referral.forwarding == "pending" and clock.now() - referral.created_at >= FLAG_AFTER

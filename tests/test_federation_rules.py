@@ -1,0 +1,223 @@
+"""Federation's rules inside one hub: what a peer's token sees of the directory, a peer's
+mirrored entries, callback verification, the forwarding flag and the cross-network figures.
+The flows between two hubs are in test_federation.py."""
+
+import json
+import time
+import uuid
+
+import pytest
+
+from referral_hub.callbacks.signing import new_secret, signature
+from referral_hub.directory.models import Organization, Service
+from referral_hub.errors import Unauthorized
+from referral_hub.extensions import db
+from referral_hub.federation import callbacks, mirror, outbox, peering, remote
+from referral_hub.federation.models import Peer
+from referral_hub.referrals.models import Referral
+
+from .factories import add_location, bearer, client_token, coordinator_token, make_org, make_service
+from .referral_fixtures import client_party, referral_body
+
+
+def _peer_token(client, invitation, scope="directory:read federation"):
+    return client_token(client, invitation["client_id"], invitation["client_secret"], scope)
+
+
+def _added_peer(name="Phnom Penh network"):
+    """A peer as `peers add` leaves it, without the network checks (they need a second hub)."""
+    peer = Peer(name=name, url="http://127.0.0.1:9", remote_client_id="hub_x")
+    db.session.add(peer)
+    db.session.flush()
+    peer.callback_secret_data = remote.seal(peer.id, "callbacks", new_secret())
+    db.session.commit()
+    return peer
+
+
+def test_a_peer_reads_every_status_and_confidential_places_only_when_trusted(client):
+    organization = make_org()
+    open_service = make_service(organization, name="Open house")
+    closed = make_service(organization, name="Closed house")
+    closed.status = "inactive"
+    add_location(open_service, "Safe house", "Street 1, secret", confidential=True)
+    invitation = peering.invite("test", "Siem Reap network")
+    db.session.commit()
+    token = _peer_token(client, invitation)
+
+    def names_and_addresses(headers):
+        page = client.get("/hsds/services?full=true", headers=headers).get_json()
+        entries = {entry["name"]: entry for entry in page["contents"]}
+        return {name: entry["status"] for name, entry in entries.items()}, json.dumps(page)
+
+    public, public_text = names_and_addresses({})
+    assert public == {"Open house": "active"} and "secret" not in public_text
+    as_peer, peer_text = names_and_addresses(bearer(token))
+    assert as_peer == {"Open house": "active", "Closed house": "inactive"}
+    assert "secret" not in peer_text
+    peering.set_trusted("test", "Siem Reap network", True)
+    db.session.commit()
+    _, trusted_text = names_and_addresses(bearer(token))
+    assert "Street 1, secret" in trusted_text
+
+
+def test_a_retired_organisation_reaches_a_peer_as_inactive_services(client):
+    organization = make_org()
+    make_service(organization, name="Night shelter")
+    invitation = peering.invite("test", "Siem Reap network")
+    organization.status = "retired"
+    db.session.commit()
+    page = client.get("/hsds/services?full=true", headers=bearer(_peer_token(client, invitation)))
+    assert [e["status"] for e in page.get_json()["contents"]] == ["inactive"]
+
+
+def _entry(service_id, organization_id, **changes):
+    entry = {
+        "id": service_id,
+        "name": "Mirrored service",
+        "status": "active",
+        "description": "",
+        "accepting_referrals": True,
+        "capacity_status": "available",
+        "attributes": [{"taxonomy_term_id": "detox", "taxonomy_term": {"code": "detox"}}],
+        "service_areas": [{"extent": "12", "extent_type": "text"}],
+        "organization": {
+            "id": organization_id,
+            "name": f"NGO {organization_id[:8]}",
+            "description": "x",
+        },
+        "last_modified": "2026-12-01T00:00:00.000000+00:00",
+    }
+    entry.update(changes)
+    return entry
+
+
+def test_bad_data_from_a_peer_is_reported_and_nothing_of_the_sync_applied():
+    peer = _added_peer()
+    local = make_service(make_org())
+    good = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    taken = _entry(local.id, str(uuid.uuid4()), name="Takes a local id")
+    wrong = _entry(str(uuid.uuid4()), str(uuid.uuid4()), status="closed forever")
+    with pytest.raises(mirror.BadPeerData) as refused:
+        mirror.apply(peer, [good, wrong])
+    assert [e["field"] for e in refused.value.errors] == ["organizations[1].services[0].status"]
+    with pytest.raises(mirror.BadPeerData) as refused:
+        mirror.apply(peer, [good, taken])
+    assert refused.value.errors[0]["message"] == "Not the peer's id."
+    db.session.rollback()
+    assert db.session.get(Service, good["id"]) is None
+    assert db.session.get(Service, local.id).peer_id is None
+
+
+def test_a_mirrored_entry_is_marked_and_edited_only_at_its_hub(client, app):
+    peer = _added_peer()
+    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    assert mirror.apply(peer, [entry])["created"] == 1
+    assert mirror.apply(peer, [entry])["unchanged"] == 1
+    db.session.commit()
+    token = coordinator_token(app)
+    found = client.get(f"/api/v1/services/{entry['id']}", headers=bearer(token)).get_json()
+    assert found["hub"] == {"id": peer.id, "name": "Phnom Penh network"}
+    edited = client.patch(
+        f"/api/v1/services/{entry['id']}", json={"name": "Renamed"}, headers=bearer(token)
+    )
+    assert edited.status_code == 403
+    local_only = client.get("/api/v1/services?hub=local", headers=bearer(token)).get_json()
+    assert entry["id"] not in {hit["id"] for hit in local_only["items"]}
+    theirs = client.get(f"/api/v1/services?hub={peer.id}", headers=bearer(token)).get_json()
+    assert [hit["id"] for hit in theirs["items"]] == [entry["id"]]
+    assert client.get("/api/v1/services?hub=nowhere", headers=bearer(token)).status_code == 422
+
+
+def _signed(secret, webhook_id, stamp, body):
+    return signature(secret, webhook_id, stamp, body)
+
+
+def test_a_callback_is_verified_by_signature_and_time():
+    peer = _added_peer()
+    secret = remote.unseal(peer.id, "callbacks", peer.callback_secret_data)
+    body, now = b'{"type": "referral.status_changed"}', int(time.time())
+    for offset in (-300, 300):
+        stamp = str(now + offset)
+        callbacks.verify(peer, "msg_1", stamp, _signed(secret, "msg_1", stamp, body), body, now)
+    for stamp in (str(now - 301), str(now + 301), "soon"):
+        with pytest.raises(Unauthorized):
+            callbacks.verify(peer, "msg_1", stamp, _signed(secret, "msg_1", stamp, body), body, now)
+    stamp = str(now)
+    with pytest.raises(Unauthorized):
+        callbacks.verify(peer, "msg_2", stamp, _signed(secret, "msg_1", stamp, body), body, now)
+    with pytest.raises(Unauthorized):
+        callbacks.verify(peer, "msg_1", stamp, _signed(secret, "msg_1", stamp, b"{}"), body, now)
+    long_id = "m" * 101
+    with pytest.raises(Unauthorized):
+        callbacks.verify(peer, long_id, stamp, _signed(secret, long_id, stamp, body), body, now)
+
+
+def test_a_paused_peers_callbacks_are_not_heard(client):
+    peer = _added_peer()
+    peering.set_status("test", peer.id, "paused")
+    db.session.commit()
+    answer = client.post(
+        f"/federation/callbacks/{peer.id}",
+        data=b"{}",
+        content_type="application/json",
+        headers={"webhook-id": "msg_1", "webhook-timestamp": "1", "webhook-signature": "v1,x"},
+    )
+    assert answer.status_code == 404
+
+
+def test_a_referral_waiting_a_day_for_its_peer_is_flagged(client, moved_clock):
+    peer = _added_peer()
+    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    mirror.apply(peer, [entry])
+    db.session.commit()
+    sender = client_party(client, make_org())
+    sent = client.post("/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers)
+    assert sent.status_code == 201, sent.get_json()
+    assert (sent.get_json()["forwarding"], sent.get_json()["forwarding_flagged"]) == (
+        "pending",
+        False,
+    )
+    referral = db.session.get(Referral, sent.get_json()["id"])
+    moved_clock(24 * 3600 - 1)
+    assert not outbox.flagged(referral)
+    moved_clock(24 * 3600)
+    assert outbox.flagged(referral)
+    referral.forwarding = "forwarded"
+    assert not outbox.flagged(referral)
+    referral.forwarding = "refused"
+    moved_clock(0)
+    assert outbox.flagged(referral)
+
+
+def test_reports_show_the_flows_with_each_peer_hub(client, app):
+    peer = _added_peer()
+    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    mirror.apply(peer, [entry])
+    db.session.commit()
+    sender = client_party(client, make_org())
+    for _ in range(2):
+        client.post("/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers)
+    local = make_service(make_org())
+    client.post("/api/v1/referrals", json=referral_body(local.id), headers=sender.headers)
+    invitation = peering.invite("test", "Kampot network")
+    db.session.commit()
+    from_peer = bearer(_peer_token(client, invitation, "referrals:write referrals:read federation"))
+    body = {**referral_body(local.id), "referrer": {"caseworker": "Vanna", "organization": "KNGO"}}
+    received = client.post("/api/v1/referrals", json=body, headers=from_peer)
+    assert received.status_code == 201, received.get_json()
+    assert received.get_json()["referrer"] == {
+        "hub": "Kampot network",
+        "caseworker": "Vanna",
+        "organization": "KNGO",
+    }
+    token = coordinator_token(app, "reports:read")
+    summary = client.get("/api/v1/reports/summary", headers=bearer(token)).get_json()
+    assert summary["total"] == 4
+    kampot = db.session.scalar(db.select(Peer.id).filter_by(name="Kampot network"))
+    assert summary["by_peer_hub"] == [
+        {"id": kampot, "name": "Kampot network", "sent": 0, "received": 1},
+        {"id": peer.id, "name": "Phnom Penh network", "sent": 2, "received": 0},
+    ]
+    mirrored = db.session.get(Organization, entry["organization"]["id"])
+    names = {row["name"] for row in summary["by_receiving_organization"]}
+    assert mirrored.peer_id == peer.id and mirrored.name in names
