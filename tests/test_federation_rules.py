@@ -103,6 +103,16 @@ def test_bad_data_from_a_peer_is_reported_and_nothing_of_the_sync_applied():
     with pytest.raises(mirror.BadPeerData) as refused:
         mirror.apply(peer, [good, taken])
     assert refused.value.errors[0]["message"] == "Not the peer's id."
+    elsewhere = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    elsewhere["service_at_locations"] = [{"location_id": str(uuid.uuid4())}]
+    with pytest.raises(mirror.BadPeerData) as refused:
+        mirror.apply(peer, [good, elsewhere])
+    assert refused.value.errors == [
+        {
+            "field": "organizations[1].services[0].service_at_locations[0].location_id",
+            "message": "Not a location it lists.",
+        }
+    ]
     db.session.rollback()
     assert db.session.get(Service, good["id"]) is None
     assert db.session.get(Service, local.id).peer_id is None

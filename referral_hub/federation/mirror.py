@@ -52,7 +52,8 @@ def _owners(model, ids):
 
 
 def _check_ownership(peer, plans, errors):
-    """A record the peer sends must be new here or the peer's own already."""
+    """A record the peer sends must be new here or the peer's own already, and a service's
+    places must be among those its organisation lists."""
     organizations = _owners(Organization, [plan["id"] for plan in plans])
     services = _owners(Service, [s["id"] for plan in plans for s in plan["services"]])
     for owners, records in (
@@ -62,6 +63,12 @@ def _check_ownership(peer, plans, errors):
         for record in records:
             if record["id"] in owners and owners[record["id"]] != peer.id:
                 errors.append({"field": f"{record['path']}.id", "message": "Not the peer's id."})
+    for plan in plans:
+        places = {location["id"] for location in plan["locations"]}
+        for service in plan["services"]:
+            for path, location_id in service["location_links"]:
+                if location_id not in places:
+                    errors.append({"field": path, "message": "Not a location it lists."})
 
 
 def read(peer, entries):
@@ -75,8 +82,16 @@ def read(peer, entries):
     return plans
 
 
+def _by_id(model, ids):
+    return {
+        record.id: record
+        for record in db.session.scalars(db.select(model).where(model.id.in_(ids)))
+    }
+
+
 def apply(peer, entries):
-    """Create or update the peer's records from its entries; returns what changed."""
+    """Create or update the peer's records from its entries; returns what changed. Records
+    are read in bulk and written in one flush: one query per record cost most of a sync."""
     plans = read(peer, entries)
     digests = {entry["id"]: _digest(entry) for entry in entries}
     kept = dict(
@@ -85,50 +100,58 @@ def apply(peer, entries):
         ).all()
     )
     counts = {"created": 0, "updated": 0, "removed": 0, "unchanged": 0}
-    for plan in plans:
-        changed = [s for s in plan["services"] if kept.get(s["id"]) != digests[s["id"]]]
-        counts["unchanged"] += len(plan["services"]) - len(changed)
-        if not changed:
-            continue
-        organization = _save_organization(peer, plan)
-        for service_plan in changed:
-            removed = service_plan["values"]["status"] != "active"
-            created = _save_service(peer, organization, service_plan, digests[service_plan["id"]])
-            kind = "removed" if removed else ("created" if created else "updated")
-            counts[kind] += 1
+    changed = {
+        plan["id"]: [s for s in plan["services"] if kept.get(s["id"]) != digests[s["id"]]]
+        for plan in plans
+    }
+    plans = [plan for plan in plans if changed[plan["id"]]]
+    counts["unchanged"] = len(entries) - sum(len(services) for services in changed.values())
+    with db.session.no_autoflush:
+        organizations = _by_id(Organization, [plan["id"] for plan in plans])
+        locations = _by_id(Location, [loc["id"] for plan in plans for loc in plan["locations"]])
+        services = _by_id(Service, [s["id"] for plan in plans for s in changed[plan["id"]]])
+        for plan in plans:
+            organization = _save_organization(peer, plan, organizations, locations)
+            for service_plan in changed[plan["id"]]:
+                service = services.get(service_plan["id"])
+                created = service is None
+                digest = digests[service_plan["id"]]
+                _save_service(peer, organization, service_plan, service, locations, digest)
+                removed = service_plan["values"]["status"] != "active"
+                counts["removed" if removed else ("created" if created else "updated")] += 1
     db.session.flush()
     return counts
 
 
-def _save_organization(peer, plan):
-    organization = db.session.get(Organization, plan["id"])
+def _save_organization(peer, plan, organizations, locations):
+    organization = organizations.get(plan["id"])
     if organization is None:
         organization = Organization(id=plan["id"], peer_id=peer.id)
         db.session.add(organization)
+    else:
+        db.session.execute(
+            db.delete(Phone).where(Phone.organization_id == plan["id"], Phone.service_id.is_(None))
+        )
     for field in ORGANIZATION_FIELDS:
         setattr(organization, field, plan[field])
     organization.status = "active"
-    db.session.execute(
-        db.delete(Phone).where(Phone.organization_id == plan["id"], Phone.service_id.is_(None))
-    )
     db.session.add_all(Phone(organization_id=plan["id"], **phone) for phone in plan["phones"])
     for values in plan["locations"]:
-        location = db.session.get(Location, values["id"])
+        location = locations.get(values["id"])
         if location is None:
-            location = Location(id=values["id"], organization=organization)
+            location = locations[values["id"]] = Location(
+                id=values["id"], organization=organization
+            )
             db.session.add(location)
         for field in LOCATION_FIELDS:
             setattr(location, field, values[field])
         location.confidential = bool(values.get("confidential"))
-    db.session.flush()
     return organization
 
 
-def _save_service(peer, organization, plan, digest):
+def _save_service(peer, organization, plan, service, locations, digest):
     values = dict(plan["values"])
-    service = db.session.get(Service, plan["id"])
-    created = service is None
-    if created:
+    if service is None:
         service = Service(id=plan["id"], organization=organization, peer_id=peer.id)
         db.session.add(service)
     values["last_verified_at"] = hsds.verified_at(values.pop("last_verified_at", None), None)
@@ -136,8 +159,7 @@ def _save_service(peer, organization, plan, digest):
         if field not in LINKS:
             setattr(service, field, value)
     directory.set_links(service, values)
-    service.locations = [db.session.get(Location, loc) for _, loc in plan["location_links"]]
+    service.locations = [locations[location_id] for _, location_id in plan["location_links"]]
     service.peer_digest = digest
     directory.refresh_search_text(service)
     directory.refresh_coordinates(service)
-    return created
