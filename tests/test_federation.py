@@ -136,6 +136,14 @@ def test_a_referral_to_a_peer_service_is_forwarded_and_answered_there(hubs):
     assert mirrored["forwarding"] == "forwarded"
     steps = sender.get(f"{a.url}/api/v1/referrals/{sent['id']}/events").json()["items"]
     assert [s["to_status"] for s in steps] == ["sent", "received", "accepted"]
+    audited = "from referral_hub.audit.models import AuditEntry as E\n" + (
+        "print(json.dumps(sorted({(e.action, e.actor.split(':')[0]) for e in db.session.scalars("
+        "db.select(E).where(E.resource_id == %r))})))"
+    )
+    assert {("referral.forwarded.create", "peer"), ("federation.callback_received", "peer")} <= {
+        tuple(entry) for entry in a.python(audited % sent["id"])
+    }
+    assert ("referral.read", "client") in {tuple(entry) for entry in b.python(audited % full["id"])}
     (at_a,), (at_b,) = a.cli("peers", "list"), b.cli("peers", "list")
     assert at_a["forwarded"] >= 1 and at_a["received"] == 0 and at_a["added"]
     assert at_b["received"] >= 1 and at_b["forwarded"] == 0 and at_b["invited"]
@@ -424,3 +432,18 @@ def test_in_khmer_a_caseworker_refers_across_networks_and_sees_the_answer(app, h
         sender.shot("a-sees-accepted")
         assert PHONE_SCREEN["width"] >= sender.page.evaluate("document.documentElement.scrollWidth")
         browser.close()
+
+
+def test_a_removed_peer_leaves_its_referrals_readable_as_a_former_peers(hubs):
+    a, b = hubs
+    a.cli("peers", "sync", "Phnom Penh network")
+    sent, _ = _at_b(a, b, _send(a))
+    assert a.cli("peers", "remove", "Phnom Penh network")["status"] == "removed"
+    sender = a.api(a.client)
+    kept = _referral(sender, a, sent["id"])
+    assert kept["peer"] == {"id": a.peer["id"], "name": "Phnom Penh network", "former": True}
+    found = sender.get(f"{a.url}/api/v1/services", params={"hub": "all", "limit": 100}).json()
+    assert HOTLINE not in {hit["id"] for hit in found["items"]}
+    refused = sender.post(f"{a.url}/api/v1/referrals", json=referral_body(HOTLINE))
+    assert refused.status_code == 409
+    assert a.cli("peers", "list")[0]["status"] == "removed"
