@@ -231,3 +231,49 @@ def test_reports_show_the_flows_with_each_peer_hub(client, app):
     mirrored = db.session.get(Organization, entry["organization"]["id"])
     names = {row["name"] for row in summary["by_receiving_organization"]}
     assert mirrored.peer_id == peer.id and mirrored.name in names
+
+
+def test_a_referral_forwarded_to_a_peer_expires_there_not_here(client, moved_clock):
+    from referral_hub.referrals import service as referrals
+
+    peer = _added_peer()
+    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    mirror.apply(peer, [entry])
+    db.session.commit()
+    sender = client_party(client, make_org())
+    ids = [
+        client.post(
+            "/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers
+        ).get_json()["id"]
+        for _ in range(2)
+    ]
+    db.session.get(Referral, ids[0]).forwarding = "forwarded"
+    db.session.commit()
+    moved_clock(40 * 24 * 3600)
+    assert referrals.expire_unanswered() == 1
+    assert [db.session.get(Referral, i).status for i in ids] == ["sent", "expired"]
+
+
+def test_what_the_peer_refused_is_withdrawn_here_only(client):
+    from referral_hub.federation.models import Forward
+
+    peer = _added_peer()
+    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    mirror.apply(peer, [entry])
+    db.session.commit()
+    sender = client_party(client, make_org())
+    sent = client.post(
+        "/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers
+    ).get_json()
+    refused = db.session.get(Referral, sent["id"])
+    refused.forwarding = "refused"
+    db.session.commit()
+    withdrawn = client.post(
+        f"/api/v1/referrals/{sent['id']}/status",
+        json={"status": "withdrawn"},
+        headers={**sender.headers, "If-Match": f'"{refused.version}"'},
+    )
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    assert withdrawn.get_json()["forwarding_flagged"] is True
+    steps = db.session.scalars(db.select(Forward.action).filter_by(referral_id=sent["id"])).all()
+    assert steps == ["create"]

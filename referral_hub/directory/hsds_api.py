@@ -6,6 +6,7 @@ from datetime import UTC
 from flask import Blueprint, current_app, request, url_for
 from marshmallow import INCLUDE, Schema, fields, validate
 from sqlalchemy import false, func
+from sqlalchemy.orm import selectinload
 
 from ..auth.principal import protected
 from ..errors import NotFound
@@ -196,7 +197,13 @@ def about():
 def services():
     args = ServiceQuery().load(request.args)
     peer = inbound.asking_peer()
-    query = _public_services() if peer is None else _local_services()
+    if peer is None:
+        query = _public_services()
+    else:  # a page of whole entries: the organisations' lists in two statements, not two each
+        query = _local_services().options(
+            selectinload(Service.organization).selectinload(Organization.phones),
+            selectinload(Service.organization).selectinload(Organization.locations),
+        )
     for word in args.get("search", "").lower().split():
         query = query.where(Service.search_text.contains(word, autoescape=True))
     if "taxonomy_term_id" in args:

@@ -14,6 +14,11 @@ from .models import Forward
 FLAG_AFTER = timedelta(hours=24)
 
 
+def carried(referral):
+    """Whether the referral is at a peer hub, or on its way: its later steps follow it there."""
+    return referral.forwarding in ("pending", "forwarded")
+
+
 def enqueue(referral, action):
     """Carry this step to the peer after the referral's change commits."""
     db.session.add(

@@ -3,7 +3,8 @@ included), read whole before anything is applied. A failure changes nothing and 
 with backoff; bad data is kept on the peer's record for its page."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from flask import current_app
 
@@ -18,6 +19,11 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # 100,000 services: a peer answering forever is a fault, not a directory
 BACKOFF_MINUTES = (1, 5, 15, 60, 240)
+# A change is stamped when it is written, not when it commits: one committed just after a
+# sync read past it would be missed for good. Each sync asks again for this much before the
+# moment (the peer's clock) the last one began; what it had already is recognised by its
+# digest and skipped.
+OVERLAP = timedelta(minutes=5)
 
 
 class SyncFailed(Exception):
@@ -28,17 +34,26 @@ def _pages(api, since):
     """Every entry changed since `since` (all of them the first time), page after page."""
     params = {"full": "true", "per_page": PAGE_SIZE}
     if since:
-        params["modified_after"] = since
-    entries = []
+        params["modified_after"] = (datetime.fromisoformat(since) - OVERLAP).isoformat()
+    entries, began = [], None
     for page in range(1, MAX_PAGES + 1):
-        body, _ = api.call("GET", "/hsds/services", params={**params, "page": page})
+        body, response = api.call("GET", "/hsds/services", params={**params, "page": page})
+        began = began or _served_at(response)
         contents = body.get("contents")
         if not isinstance(contents, list):
             raise SyncFailed(f"Page {page} of the peer's services has no contents list.")
         entries += contents
         if body.get("last_page", True) or not contents:
-            return entries
+            return entries, began
     raise SyncFailed(f"The peer's services run past {MAX_PAGES} pages.")
+
+
+def _served_at(response):
+    """The peer's clock when it served the first page (its Date header), as ISO 8601."""
+    try:
+        return parsedate_to_datetime(response.headers["Date"]).isoformat()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _retire_missing(peer, entries):
@@ -53,9 +68,11 @@ def _retire_missing(peer, entries):
     return len(gone)
 
 
-def _watermark(entries, current):
+def _watermark(began, entries, current):
+    """Where the next sync starts: when this one began at the peer, or failing its Date
+    header, the latest change seen."""
     stamps = [e["last_modified"] for e in entries if isinstance(e.get("last_modified"), str)]
-    return max(stamps, default=current)
+    return began or max(stamps, default=current)
 
 
 def sync(peer_id):
@@ -63,14 +80,14 @@ def sync(peer_id):
     peer = db.session.get(Peer, peer_id)
     started, since = clock.now(), peer.sync_watermark
     try:
-        entries = _pages(remote.Peer(peer), since)
+        entries, began = _pages(remote.Peer(peer), since)
         counts = mirror.apply(peer, entries)
         if since is None:
             counts["removed"] += _retire_missing(peer, entries)
     except (remote.PeerUnreachable, SyncFailed, mirror.BadPeerData) as exc:
         db.session.rollback()
         return _failed(db.session.get(Peer, peer_id), started, exc)
-    peer.sync_watermark = _watermark(entries, since)
+    peer.sync_watermark = _watermark(began, entries, since)
     peer.sync_failures, peer.last_sync_at = 0, started
     peer.next_sync_at = started + timedelta(minutes=current_app.config["PEER_SYNC_MINUTES"])
     peer.last_sync_outcome = {"ok": True, "at": started.isoformat(), **counts}

@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import case
+from sqlalchemy import case, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, lazyload
 from sqlalchemy.orm.exc import StaleDataError
@@ -468,7 +468,7 @@ def change_status(
         referral.overdue = False
     _save()
     _event(referral, "referral.status_changed", principal, previous, status, reason, outcome)
-    if referral.forwarding and status == "withdrawn":
+    if forwards.carried(referral) and status == "withdrawn":
         forwards.enqueue(referral, "withdraw")
     audit.record(
         actor(principal),
@@ -534,7 +534,7 @@ def withdraw_consent(principal, referral_id, erase):
         referral.status,
         "erased" if erase else None,
     )
-    if referral.forwarding:
+    if forwards.carried(referral):
         forwards.enqueue(referral, "erase" if erase else "consent_withdraw")
     audit.record(
         actor(principal),
@@ -578,11 +578,14 @@ def flag_overdue():
 
 
 def expire_unanswered():
-    """Long past the deadline, an unanswered referral expires."""
+    """Long past the deadline, an unanswered referral expires; one forwarded to a peer hub
+    expires there, and the peer's answer brings that back here."""
     cutoff = clock.now() - timedelta(days=current_app.config["REFERRAL_EXPIRY_DAYS"])
     stale = db.session.scalars(
         db.select(Referral).where(
-            Referral.status.in_(UNANSWERED_STATUSES), Referral.deadline_at <= cutoff
+            Referral.status.in_(UNANSWERED_STATUSES),
+            Referral.deadline_at <= cutoff,
+            or_(Referral.forwarding.is_(None), Referral.forwarding != "forwarded"),
         )
     ).all()
     for referral in stale:
