@@ -13,7 +13,8 @@ from referral_hub.directory.models import Organization, Service
 from referral_hub.errors import Unauthorized
 from referral_hub.extensions import db
 from referral_hub.federation import callbacks, mirror, outbox, peering, remote
-from referral_hub.federation.models import Peer
+from referral_hub.federation.models import Forward, Peer
+from referral_hub.referrals import service as referrals
 from referral_hub.referrals.models import Referral
 
 from .factories import add_location, bearer, client_token, coordinator_token, make_org, make_service
@@ -138,6 +139,15 @@ def test_a_mirrored_entry_is_marked_and_edited_only_at_its_hub(client, app):
     assert client.get("/api/v1/services?hub=nowhere", headers=bearer(token)).status_code == 422
 
 
+def _mirrored_service():
+    """A peer and one of its services, as a sync leaves them here."""
+    peer = _added_peer()
+    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
+    mirror.apply(peer, [entry])
+    db.session.commit()
+    return peer, entry
+
+
 def _signed(secret, webhook_id, stamp, body):
     return signature(secret, webhook_id, stamp, body)
 
@@ -176,10 +186,7 @@ def test_a_paused_peers_callbacks_are_not_heard(client):
 
 
 def test_a_referral_waiting_a_day_for_its_peer_is_flagged(client, moved_clock):
-    peer = _added_peer()
-    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
-    mirror.apply(peer, [entry])
-    db.session.commit()
+    _peer, entry = _mirrored_service()
     sender = client_party(client, make_org())
     sent = client.post("/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers)
     assert sent.status_code == 201, sent.get_json()
@@ -200,10 +207,7 @@ def test_a_referral_waiting_a_day_for_its_peer_is_flagged(client, moved_clock):
 
 
 def test_reports_show_the_flows_with_each_peer_hub(client, app):
-    peer = _added_peer()
-    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
-    mirror.apply(peer, [entry])
-    db.session.commit()
+    peer, entry = _mirrored_service()
     sender = client_party(client, make_org())
     for _ in range(2):
         client.post("/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers)
@@ -234,12 +238,7 @@ def test_reports_show_the_flows_with_each_peer_hub(client, app):
 
 
 def test_a_referral_forwarded_to_a_peer_expires_there_not_here(client, moved_clock):
-    from referral_hub.referrals import service as referrals
-
-    peer = _added_peer()
-    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
-    mirror.apply(peer, [entry])
-    db.session.commit()
+    _peer, entry = _mirrored_service()
     sender = client_party(client, make_org())
     ids = [
         client.post(
@@ -255,12 +254,7 @@ def test_a_referral_forwarded_to_a_peer_expires_there_not_here(client, moved_clo
 
 
 def test_what_the_peer_refused_is_withdrawn_here_only(client):
-    from referral_hub.federation.models import Forward
-
-    peer = _added_peer()
-    entry = _entry(str(uuid.uuid4()), str(uuid.uuid4()))
-    mirror.apply(peer, [entry])
-    db.session.commit()
+    _peer, entry = _mirrored_service()
     sender = client_party(client, make_org())
     sent = client.post(
         "/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers
