@@ -59,9 +59,8 @@ class Network:
     organizations: list
     users: list
     clients: list
-    north_west: (
-        bool | None
-    )  # whether it has NORTH_WEST's seed organisations or the others; None: all
+    # Whether it has NORTH_WEST's seed organisations (True) or the others (False); None: all.
+    north_west: bool | None
 
     def keeps(self, seed_organization):
         """Whether this network has the seed organisation: each is in exactly one of NETWORKS."""
@@ -123,14 +122,13 @@ NETWORKS = [
 def load(network=ONE_HUB):
     """Load a network's share of the seed directory and its demo accounts once; False when they
     were there already."""
-    organizations_to_add, users, clients = network.organizations, network.users, network.clients
-    if db.session.scalar(db.select(User).filter_by(email=users[0][0])):
+    if db.session.scalar(db.select(User).filter_by(email=network.users[0][0])):
         return False
     hsds.load_seed(network.keeps)
-    for name, province, description in organizations_to_add:
+    for name, province, description in network.organizations:
         directory_service.create_organization(None, name, description, province)
     organizations = dict(db.session.execute(db.select(Organization.name, Organization.id)).all())
-    for email, organization, roles, provinces in users:
+    for email, organization, roles, provinces in network.users:
         auth_service.create_user(
             None,
             organizations[organization],
@@ -139,7 +137,7 @@ def load(network=ONE_HUB):
             provinces=provinces,
             password=DEMO_PASSWORD,
         )
-    for client_id, secret, organization in clients:
+    for client_id, secret, organization in network.clients:
         client, _ = auth_service.create_client(
             None,
             organizations[organization],

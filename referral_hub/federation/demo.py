@@ -50,31 +50,6 @@ def settings(network, host, port):
     }
 
 
-def _spawn(network, host, port):
-    """One hub's process, running this same code whatever the working directory."""
-    path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "referral_hub", "demo", "--network", network.slug]
-    return subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
-        [*command, "--host", host, "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": path},
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def _wait_until_serving(url, process):
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DemoFailed(f"The hub for {url} stopped (exit code {process.returncode}).")
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise DemoFailed(f"The hub for {url} did not answer within {START_SECONDS} s.")
-
-
 def _peer(name):
     try:
         return peering.find(name)
@@ -123,11 +98,38 @@ class DemoHub:
     """One network's hub as this process sees it: its app (for peering) and its process."""
 
     def __init__(self, network, host, port):
-        self.network, self.url = network, f"http://{host}:{port}"
-        self.host, self.port = host, port
+        self.network, self.host, self.port = network, host, port
+        self.url = f"http://{host}:{port}"
         self.app = create_app(settings(network, host, port))
         self.database = self.app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
         self.process = None
+
+    def start(self):
+        """The hub's own process, running this same code whatever the working directory."""
+        path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "referral_hub", "demo", "--network", self.network.slug]
+        self.process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
+            [*command, "--host", self.host, "--port", str(self.port)],
+            env={**os.environ, "PYTHONPATH": path},
+            stdout=subprocess.DEVNULL,
+        )
+
+    def wait_until_serving(self):
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise DemoFailed(f"The hub at {self.url} stopped ({self.process.returncode}).")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise DemoFailed(f"The hub at {self.url} did not answer within {START_SECONDS} s.")
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
 
     def summary(self):
         emails = [user[0] for user in self.network.users]
@@ -160,9 +162,9 @@ def run(host, ports, emit):
     hubs = [DemoHub(n, host, port) for n, port in zip(NETWORKS, ports, strict=True)]
     try:
         for hub in hubs:  # after create_app: the development secret is written once, here
-            hub.process = _spawn(hub.network, host, hub.port)
+            hub.start()
         for hub in hubs:
-            _wait_until_serving(hub.url, hub.process)
+            hub.wait_until_serving()
         first, second = hubs
         peered = [_connect(first, second), _connect(second, first)]
         _sync(first, second)
@@ -175,12 +177,13 @@ def run(host, ports, emit):
                 "stop": "Ctrl-C or SIGTERM stops both hubs",
             }
         )
-        while all(hub.process.poll() is None for hub in hubs):
+        while all(hub.running for hub in hubs):
             time.sleep(0.5)
-        raise DemoFailed("A hub stopped; stopping the other.")
+        stopped = next(hub for hub in hubs if not hub.running)
+        raise DemoFailed(f"The hub at {stopped.url} stopped ({stopped.process.returncode}).")
     finally:
         for hub in hubs:
-            if hub.process is not None and hub.process.poll() is None:
+            if hub.running:
                 hub.process.terminate()
         for hub in hubs:
             if hub.process is not None:
