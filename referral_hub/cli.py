@@ -261,6 +261,8 @@ def demo(host, port, no_serve, federation, peer_port, network):
 
     os.environ["HUB_ENV"] = "development"
     if federation:
+        if no_serve:
+            raise click.UsageError("--federation serves both hubs: peering needs them serving.")
         try:
             return federation_demo.run(host, (port, peer_port), emit)
         except federation_demo.DemoFailed as exc:
@@ -275,7 +277,6 @@ def demo(host, port, no_serve, federation, peer_port, network):
         upgrade()
         created = demo_data.load(network)
     issuer = app.config["HUB_ISSUER"]
-    (client_id, client_secret, _), *_ = network.clients
     emit(
         {
             "database": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -285,10 +286,7 @@ def demo(host, port, no_serve, federation, peer_port, network):
                 "emails": [u[0] for u in network.users],
                 "password": demo_data.DEMO_PASSWORD,
             },
-            "get_a_token": (
-                f"curl -s -u {client_id}:{client_secret} "
-                f"-d grant_type=client_credentials -d scope=directory:read {issuer}/oauth/token"
-            ),
+            "get_a_token": demo_data.token_command(issuer, network.clients[0]),
         }
     )
     if no_serve:

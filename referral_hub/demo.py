@@ -119,6 +119,15 @@ NETWORKS = [
 ]
 
 
+def token_command(issuer, client):
+    """The curl line that gets a token for a demo client, as the demo prints it."""
+    client_id, secret, _ = client
+    return (
+        f"curl -s -u {client_id}:{secret} "
+        f"-d grant_type=client_credentials -d scope=directory:read {issuer}/oauth/token"
+    )
+
+
 def load(network=ONE_HUB):
     """Load a network's share of the seed directory and its demo accounts once; False when they
     were there already."""

@@ -10,6 +10,8 @@ import sys
 import pytest
 import requests
 
+from referral_hub.demo import NETWORKS, NORTH_WEST
+
 from .conftest import _free_port
 from .hubs import ROOT, wait_for
 from .referral_fixtures import referral_body
@@ -95,6 +97,16 @@ def _received(hub, service_id):
     listed = _api(hub).get(f"{hub['url']}/api/v1/referrals", params={"role": "received"})
     assert listed.status_code == 200, listed.text
     return next((r for r in listed.json()["items"] if r["service_id"] == service_id), None)
+
+
+def test_the_seed_is_shared_out_whole_and_each_network_has_its_roles():
+    seed = json.loads((ROOT / "directory" / "seed.json").read_text())["organizations"]
+    assert NORTH_WEST.issubset(organization["name"] for organization in seed)  # none misspelt
+    for organization in seed:
+        assert sum(network.keeps(organization) for network in NETWORKS) == 1
+    for network in NETWORKS:
+        roles = {role for _, _, user_roles, _ in network.users for role in user_roles}
+        assert {"caseworker", "org_admin", "coordinator"} <= roles
 
 
 def test_two_demo_hubs_refer_across_and_come_back_peered(tmp_path):

@@ -18,7 +18,7 @@ import requests
 from flask import Flask
 
 from .. import create_app
-from ..demo import DEMO_PASSWORD, NETWORKS
+from ..demo import DEMO_PASSWORD, NETWORKS, token_command
 from ..errors import NotFound
 from ..extensions import db
 from . import peering, sync
@@ -134,12 +134,14 @@ class DemoHub:
     def summary(self):
         emails = [user[0] for user in self.network.users]
         (client_id, secret, organization), *_ = self.network.clients
+        api_client = {"client_id": client_id, "secret": secret, "organization": organization}
         return {
             "name": self.network.name,
             "url": self.url,
             "database": self.database,
             "sign_in": {"url": f"{self.url}/login", "emails": emails, "password": DEMO_PASSWORD},
-            "api_client": {"client_id": client_id, "secret": secret, "organization": organization},
+            "api_client": api_client,
+            "get_a_token": token_command(self.url, self.network.clients[0]),
         }
 
 
