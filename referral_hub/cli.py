@@ -14,6 +14,7 @@ from flask_migrate.cli import db as migrations_cli
 from sqlalchemy.exc import DBAPIError
 
 from . import create_app
+from . import demo as demo_data
 from .audit.cli import audit_cli
 from .auth import keys
 from .auth import service as auth_service
@@ -239,19 +240,42 @@ def worker():
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Prepare the database and demo data, then exit.")
-def demo(host, port, no_serve):
+@click.option(
+    "--federation",
+    is_flag=True,
+    help="Two peered hubs: the Phnom Penh network on --port, Siem Reap's on --peer-port.",
+)
+@click.option("--peer-port", default=5001, show_default=True, type=int, help="With --federation.")
+@click.option(
+    "--network",
+    type=click.Choice([network.slug for network in demo_data.NETWORKS]),
+    hidden=True,
+    help="Serve one network of the federation demo (the command --federation runs twice).",
+)
+def demo(host, port, no_serve, federation, peer_port, network):
     """Migrate, load demo data and serve a development hub with its scheduler."""
     from flask_migrate import upgrade
 
-    from . import demo as demo_data
     from . import jobs
+    from .federation import demo as federation_demo
 
     os.environ["HUB_ENV"] = "development"
-    os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")
-    app = create_app()
+    if federation:
+        if no_serve:
+            raise click.UsageError("--federation serves both hubs: peering needs them serving.")
+        try:
+            return federation_demo.run(host, (port, peer_port), emit)
+        except federation_demo.DemoFailed as exc:
+            raise click.ClickException(str(exc)) from None
+    os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")  # --network sets its own
+    if network:
+        network = federation_demo.network(network)
+        app = create_app(federation_demo.settings(network, host, port))
+    else:
+        network, app = demo_data.ONE_HUB, create_app()
     with app.app_context():
         upgrade()
-        created = demo_data.load()
+        created = demo_data.load(network)
     issuer = app.config["HUB_ISSUER"]
     emit(
         {
@@ -259,13 +283,10 @@ def demo(host, port, no_serve):
             "demo_data": "loaded" if created else "already present",
             "sign_in": {
                 "url": f"{issuer}/login",
-                "emails": [u[0] for u in demo_data.USERS],
+                "emails": [u[0] for u in network.users],
                 "password": demo_data.DEMO_PASSWORD,
             },
-            "get_a_token": (
-                f"curl -s -u {demo_data.DEMO_CLIENT_ID}:{demo_data.DEMO_CLIENT_SECRET} "
-                f"-d grant_type=client_credentials -d scope=directory:read {issuer}/oauth/token"
-            ),
+            "get_a_token": demo_data.token_command(issuer, network.clients[0]),
         }
     )
     if no_serve:

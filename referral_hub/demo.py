@@ -1,4 +1,7 @@
-"""Demo organisations, users and API clients for a local hub (development only)."""
+"""Demo organisations, users and API clients for a local hub (development only), and the two
+networks of the federation demo, which share the seed directory out between them."""
+
+from dataclasses import dataclass
 
 from .auth import service as auth_service
 from .auth.credentials import digest
@@ -14,7 +17,6 @@ DEMO_CLIENTS = [
     ("demo-partner", "demo-partner-secret", "M'Lop Tapang"),
     ("demo-kaliyan-mith", "demo-kaliyan-mith-secret", "Kaliyan Mith"),
 ]
-DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, _ = DEMO_CLIENTS[0]
 ALL_API_SCOPES = [
     "directory:read",
     "directory:write",
@@ -48,15 +50,94 @@ USERS = [
 ]
 
 
-def load():
-    """Load the seed directory and the demo accounts once; False when they were there already."""
-    if db.session.scalar(db.select(User).filter_by(email=USERS[0][0])):
+@dataclass(frozen=True)
+class Network:
+    """One hub of the federation demo: its share of the seed directory and its demo accounts."""
+
+    slug: str  # its database is instance/<slug>.sqlite
+    name: str
+    organizations: list
+    users: list
+    clients: list
+    # Whether it has NORTH_WEST's seed organisations (True) or the others (False); None: all.
+    north_west: bool | None
+
+    def keeps(self, seed_organization):
+        """Whether this network has the seed organisation: each is in exactly one of NETWORKS."""
+        return (
+            self.north_west is None or (seed_organization["name"] in NORTH_WEST) == self.north_west
+        )
+
+
+# Seed organisations whose services are in Siem Reap, Battambang or Banteay Meanchey (Poipet):
+# the north-west's network. The others (Phnom Penh, Preah Sihanouk, Kampot...) are Phnom Penh's.
+NORTH_WEST = {
+    "TPO Cambodia",
+    "Cambodian Children's Trust",
+    "Kaliyan Mith",
+    "Krousar Thmey",
+    "Damnok Toek",
+    "Friends-International",
+    "Children's Future International",
+    "Rehabilitation Center, Battambang",
+    "Komar Rikreay",
+}
+ONE_HUB = Network("one-hub", "This network", ORGANIZATIONS, USERS, DEMO_CLIENTS, None)
+NETWORKS = [
+    Network(
+        "phnom-penh",
+        "Phnom Penh network",
+        ORGANIZATIONS[:1],
+        [user for user in USERS if user[1] in {"3PC Network Secretariat", "M'Lop Tapang"}],
+        DEMO_CLIENTS[:1],
+        False,
+    ),
+    Network(
+        "siem-reap",
+        "Siem Reap network",
+        [
+            (
+                "Siem Reap Network Secretariat",
+                "17",
+                "Coordinates the Siem Reap child-protection network.",
+            ),
+            *ORGANIZATIONS[1:],
+        ],
+        [
+            (
+                "coordinator@siemreap-network.example.org",
+                "Siem Reap Network Secretariat",
+                ["coordinator"],
+                [],
+            ),
+            ("admin@kaliyanmith.example.org", "Kaliyan Mith", ["org_admin", "caseworker"], []),
+            *[user for user in USERS if user[1] in {"Kaliyan Mith", "DoSVY Siem Reap"}],
+        ],
+        DEMO_CLIENTS[1:],
+        True,
+    ),
+]
+
+
+def token_command(issuer, client):
+    """The curl line that gets a token for a demo client, as the demo prints it."""
+    client_id, secret, _ = client
+    return (
+        f"curl -s -u {client_id}:{secret} "
+        f"-d grant_type=client_credentials -d scope=directory:read {issuer}/oauth/token"
+    )
+
+
+def load(network=ONE_HUB):
+    """Load a network's share of the seed directory and its demo accounts once; False when they
+    were there already."""
+    if db.session.scalar(db.select(User).filter_by(email=network.users[0][0])):
         return False
-    hsds.load_seed()
-    for name, province, description in ORGANIZATIONS:
+    hsds.load_seed(network.keeps)
+    for name, province, description in network.organizations:
         directory_service.create_organization(None, name, description, province)
     organizations = dict(db.session.execute(db.select(Organization.name, Organization.id)).all())
-    for email, organization, roles, provinces in USERS:
+    for email, organization, roles, provinces in network.users:
         auth_service.create_user(
             None,
             organizations[organization],
@@ -65,7 +146,7 @@ def load():
             provinces=provinces,
             password=DEMO_PASSWORD,
         )
-    for client_id, secret, organization in DEMO_CLIENTS:
+    for client_id, secret, organization in network.clients:
         client, _ = auth_service.create_client(
             None,
             organizations[organization],

@@ -788,9 +788,12 @@ def import_document(document, principal):
     }
 
 
-def load_seed():
-    """Import directory/seed.json unless one of its organisations is there; None if it was."""
+def load_seed(keep=None):
+    """Import directory/seed.json (only the organisations `keep` accepts, when given) unless one
+    of them is there; None if it was."""
     document = json.loads(SEED_FILE.read_text(encoding="utf-8"))
+    if keep is not None:
+        document["organizations"] = [o for o in document["organizations"] if keep(o)]
     ids = [organization["id"] for organization in document["organizations"]]
     if db.session.scalar(db.select(Organization.id).where(Organization.id.in_(ids)).limit(1)):
         return None
