@@ -71,7 +71,10 @@ def _change_at_b(b_engine, count):
     with b_engine.begin() as connection:
         ids = (
             connection.execute(
-                text("SELECT id FROM services WHERE status = 'active' ORDER BY id LIMIT :n"),
+                text(
+                "SELECT s.id FROM services s JOIN organizations o ON o.id = s.organization_id"
+                " WHERE s.status = 'active' AND o.status = 'active' ORDER BY s.id LIMIT :n"
+            ),
                 {"n": count},
             )
             .scalars()
