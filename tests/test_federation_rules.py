@@ -271,3 +271,19 @@ def test_what_the_peer_refused_is_withdrawn_here_only(client):
     assert withdrawn.get_json()["forwarding_flagged"] is True
     steps = db.session.scalars(db.select(Forward.action).filter_by(referral_id=sent["id"])).all()
     assert steps == ["create"]
+
+
+def test_what_a_peer_leaves_out_of_an_entry_is_empty_here():
+    peer = _added_peer()
+    organization = str(uuid.uuid4())
+    girls = _entry(str(uuid.uuid4()), organization, name="Girls", eligibility_sex="female")
+    girls["places_free"] = 3
+    anyone = _entry(str(uuid.uuid4()), organization, name="Anyone", accepting_referrals=False)
+    assert mirror.apply(peer, [girls, anyone])["created"] == 2
+    del girls["eligibility_sex"], girls["places_free"]
+    assert mirror.apply(peer, [girls, anyone])["updated"] == 1
+    db.session.commit()
+    found = {s.name: s for s in db.session.scalars(db.select(Service).filter_by(peer_id=peer.id))}
+    assert (found["Girls"].eligibility_sex, found["Girls"].places_free) == (None, None)
+    assert found["Anyone"].accepting_referrals is False
+    assert "girls" in found["Girls"].search_text and "detox" in found["Girls"].search_text
