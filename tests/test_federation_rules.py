@@ -17,7 +17,16 @@ from referral_hub.federation.models import Forward, Peer
 from referral_hub.referrals import service as referrals
 from referral_hub.referrals.models import Referral
 
-from .factories import add_location, bearer, client_token, coordinator_token, make_org, make_service
+from .factories import (
+    add_location,
+    bearer,
+    client_token,
+    coordinator_token,
+    make_client,
+    make_org,
+    make_service,
+)
+from .pages import signed_in, submit, text
 from .referral_fixtures import client_party, referral_body
 
 
@@ -287,3 +296,60 @@ def test_what_a_peer_leaves_out_of_an_entry_is_empty_here():
     assert (found["Girls"].eligibility_sex, found["Girls"].places_free) == (None, None)
     assert found["Anyone"].accepting_referrals is False
     assert "girls" in found["Girls"].search_text and "detox" in found["Girls"].search_text
+
+
+def test_coordinators_run_peers_through_the_api(client, app):
+    token = bearer(coordinator_token(app, "admin"))
+    invited = client.post("/api/v1/peers/invitations", json={"name": "Kep network"}, headers=token)
+    assert invited.status_code == 201 and invited.headers["Cache-Control"] == "no-store"
+    peer_id = invited.get_json()["peer_id"]
+    again = client.post("/api/v1/peers/invitations", json={"name": "Kep network"}, headers=token)
+    assert again.status_code == 409
+    listed = client.get("/api/v1/peers", headers=token).get_json()["items"]
+    assert [(p["name"], p["invited"], p["added"]) for p in listed] == [("Kep network", True, False)]
+    assert client.post(f"/api/v1/peers/{peer_id}/sync", headers=token).status_code == 409
+    paused = client.post(f"/api/v1/peers/{peer_id}/pause", headers=token).get_json()
+    assert paused["status"] == "paused"
+    trusted = client.post(
+        f"/api/v1/peers/{peer_id}/trust", json={"confidential": True}, headers=token
+    )
+    assert trusted.get_json()["trusted_with_confidential"] is True
+    assert client.delete(f"/api/v1/peers/{peer_id}", headers=token).status_code == 204
+    assert client.get(f"/api/v1/peers/{peer_id}", headers=token).get_json()["status"] == "removed"
+    unreachable = client.post(
+        "/api/v1/peers",
+        json={
+            "name": "Nowhere",
+            "url": "http://127.0.0.1:9",
+            "client_id": "x",
+            "client_secret": "y",
+        },
+        headers=token,
+    )
+    assert unreachable.status_code == 422 and unreachable.get_json()["errors"][0]["field"] == "url"
+    assert (
+        client.get("/api/v1/peers", headers=token).get_json()["items"][0]["name"] == "Kep network"
+    )
+    system = bearer(client_token(client, *make_client(make_org(), ["admin"]), "admin"))
+    assert client.get("/api/v1/peers", headers=system).status_code == 403
+
+
+def test_the_peers_page_shows_each_peer_and_pauses_it(app):
+    peer = _added_peer()
+    peer.last_sync_outcome = {
+        "ok": False,
+        "error": "The peer sent 1 invalid field(s).",
+        "problems": [{"field": "organizations[0].name", "message": "Required."}],
+    }
+    peer.last_sync_at = peer.created_at
+    db.session.commit()
+    browser, _ = signed_in(app, ["coordinator"])
+    page = browser.get("/network/peers", headers={"Accept-Language": "en"})
+    shown = text(page)
+    assert page.status_code == 200
+    assert "Phnom Penh network" in shown and "organizations[0].name" in shown
+    paused = submit(browser, "/network/peers", f"/network/peers/{peer.id}/state", paused="true")
+    assert paused.status_code == 302
+    assert db.session.get(Peer, peer.id).status == "paused"
+    caseworker, _ = signed_in(app, ["caseworker"])
+    assert caseworker.get("/network/peers").status_code == 403
