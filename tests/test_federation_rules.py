@@ -353,3 +353,23 @@ def test_the_peers_page_shows_each_peer_and_pauses_it(app):
     assert db.session.get(Peer, peer.id).status == "paused"
     caseworker, _ = signed_in(app, ["caseworker"])
     assert caseworker.get("/network/peers").status_code == 403
+
+
+def test_a_paused_peer_is_told_to_come_back_later(client):
+    local = make_service(make_org())
+    invitation = peering.invite("test", "Kampot network")
+    db.session.commit()
+    scopes = "referrals:write referrals:read directory:read federation"
+    token = bearer(_peer_token(client, invitation, scopes))
+    peering.set_status("test", "Kampot network", "paused")
+    db.session.commit()
+    body = {**referral_body(local.id), "referrer": {"organization": "KNGO"}}
+    for answer in (
+        client.post("/api/v1/referrals", json=body, headers=token),
+        client.get("/hsds/services", headers=token),
+    ):
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "600"
+    assert db.session.scalar(db.select(Referral.id)) is None
+    peering.set_status("test", "Kampot network", "active")
+    db.session.commit()
+    assert client.post("/api/v1/referrals", json=body, headers=token).status_code == 201

@@ -10,13 +10,26 @@ from ..extensions import db
 from .models import Peer
 
 
+class PeerPaused(Problem):
+    status, slug, title = 503, "peer-paused", "This hub has paused the peering"
+
+    def __init__(self):
+        super().__init__(
+            "This hub's coordinators have paused the peering: try again later.",
+            headers={"Retry-After": "600"},
+        )
+
+
 def peer_of(principal):
-    """The active peer a principal acts for, or None for anyone else."""
+    """The peer a principal acts for, or None for anyone else. A paused peer is told to come
+    back later (503): what it forwards meanwhile waits in its outbox, and its sync changes
+    nothing."""
     if principal is None or "federation" not in principal.scopes:
         return None
-    return db.session.scalar(
-        db.select(Peer).filter_by(organization_id=principal.organization_id, status="active")
-    )
+    peer = db.session.scalar(db.select(Peer).filter_by(organization_id=principal.organization_id))
+    if peer is not None and peer.status == "paused":
+        raise PeerPaused()
+    return peer if peer is not None and peer.status == "active" else None
 
 
 def asking_peer():
