@@ -140,7 +140,7 @@ def test_a_referral_to_a_peer_service_is_forwarded_and_answered_there(hubs):
         "print(json.dumps(sorted({(e.action, e.actor.split(':')[0]) for e in db.session.scalars("
         "db.select(E).where(E.resource_id == %r))})))"
     )
-    assert {("referral.forwarded.create", "peer"), ("federation.callback_received", "peer")} <= {
+    assert {("referral.forwarded.create", "system"), ("federation.callback_received", "peer")} <= {
         tuple(entry) for entry in a.python(audited % sent["id"])
     }
     assert ("referral.read", "client") in {tuple(entry) for entry in b.python(audited % full["id"])}

@@ -12,7 +12,7 @@ from referral_hub.callbacks.signing import new_secret, signature
 from referral_hub.directory.models import Organization, Service
 from referral_hub.errors import Unauthorized
 from referral_hub.extensions import db
-from referral_hub.federation import callbacks, mirror, outbox, peering, remote
+from referral_hub.federation import callbacks, forwarding, mirror, outbox, peering, remote
 from referral_hub.federation.models import Forward, Peer
 from referral_hub.referrals import service as referrals
 from referral_hub.referrals.models import Referral
@@ -373,3 +373,14 @@ def test_a_paused_peer_is_told_to_come_back_later(client):
     peering.set_status("test", "Kampot network", "active")
     db.session.commit()
     assert client.post("/api/v1/referrals", json=body, headers=token).status_code == 201
+
+
+def test_a_forward_failing_on_our_side_counts_as_an_attempt_and_waits(client):
+    _, entry = _mirrored_service()  # a peer whose credentials here cannot be read
+    sender = client_party(client, make_org())
+    client.post("/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers)
+    assert forwarding.forward_due() == 1
+    forward = db.session.scalar(db.select(Forward))
+    assert (forward.status, forward.attempts) == ("pending", 1)
+    assert forward.last_error == "internal error: DecryptionError"
+    assert forwarding.forward_due() == 0  # not due again before its retry time

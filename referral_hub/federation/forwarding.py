@@ -84,9 +84,12 @@ def forward_due(limit=CLAIM_SIZE):
         try:
             carry(forward_id)
             db.session.commit()
-        except Exception:
-            log.exception("forward %s failed; its lease will expire", forward_id)
+        except Exception as exc:  # a fault of ours: counted as an attempt, so it cannot loop
+            log.exception("forward %s failed", forward_id)
             db.session.rollback()
+            forward = db.session.get(Forward, forward_id)
+            _failed(forward, None, remote.PeerUnreachable(f"internal error: {type(exc).__name__}"))
+            db.session.commit()
     return len(claimed)
 
 
@@ -100,15 +103,13 @@ def carry(forward_id):
     peer = db.session.get(Peer, forward.peer_id)
     api = remote.Peer(peer)
     try:
-        done = ACTIONS[forward.action](api, referral, peer)
+        ACTIONS[forward.action](api, referral, peer)
     except remote.PeerUnreachable as exc:
         _failed(forward, referral, exc)
         return
     forward.status, forward.done_at, forward.leased_until = "done", clock.now(), None
-    forward.last_error = None if done else forward.last_error
-    audit.record(
-        f"peer:{peer.id}", None, f"referral.forwarded.{forward.action}", "referral", referral.id
-    )
+    forward.last_error = None
+    audit.record("system", None, f"referral.forwarded.{forward.action}", "referral", referral.id)
 
 
 def _failed(forward, referral, exc):
@@ -136,20 +137,18 @@ def _send(api, referral, peer):
     referral.remote_referral_id = body["id"]
     referral.forwarding, referral.forwarded_at = "forwarded", clock.now()
     refresh(api, referral, peer)
-    return True
 
 
 def _withdraw(api, referral, peer):
     current, _ = api.call("GET", f"/api/v1/referrals/{referral.remote_referral_id}")
     if current["status"] in ("withdrawn", "declined", "completed", "expired"):
-        return True  # withdrawn already (a repeat), or closed there first
+        return  # withdrawn already (a repeat), or closed there first
     api.call(
         "POST",
         f"/api/v1/referrals/{referral.remote_referral_id}/status",
         json={"status": "withdrawn"},
         headers={"If-Match": f'"{current["version"]}"'},
     )
-    return True
 
 
 def _withdraw_consent(erase):
@@ -163,7 +162,6 @@ def _withdraw_consent(erase):
         except remote.PeerUnreachable as exc:
             if exc.status_code != 409:  # 409: withdrawn (or erased) there already, a repeat
                 raise
-        return True
 
     return withdraw
 
