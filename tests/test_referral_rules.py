@@ -266,21 +266,22 @@ def test_each_step_is_on_the_timeline_and_in_the_audit_log(client, app, net):
     every = ["identity", "contact", "health", "case_history"]
     consented = ["identity", "contact", "health"]
     so, ro = sender.organization_id, receiver.organization_id
+    # One entry per change, naming the categories its answer shows: the sender's own new
+    # referral echoed back, or the referral after a change, is no second entry (issue 13).
+    withdrawn_entry = {"reason": "withdrawn", "version": 3, "categories": every}
+    erased_entry = {"reason": "erased", "version": 4, "categories": []}
     assert audit_trail(client, app, referral) == [
         (s, so, "referral.created", "referral", {"categories": every, "urgency": "high"}),
-        (s, so, "referral.read", "referral", {"categories": every}),
         (r, ro, "referral.read", "referral", {"categories": consented}),
         (
             r,
             ro,
             "referral.status_changed",
             "referral",
-            {"from": "sent", "to": "received", "version": 2},
+            {"from": "sent", "to": "received", "version": 2, "categories": consented},
         ),
-        (r, ro, "referral.read", "referral", {"categories": consented}),
-        (s, so, "referral.consent_withdrawn", "referral", {"reason": "withdrawn", "version": 3}),
-        (s, so, "referral.read", "referral", {"categories": every}),
-        (s, so, "referral.consent_withdrawn", "referral", {"reason": "erased", "version": 4}),
+        (s, so, "referral.consent_withdrawn", "referral", withdrawn_entry),
+        (s, so, "referral.consent_withdrawn", "referral", erased_entry),
     ]
 
 

@@ -37,11 +37,15 @@ def _expected_version():
     return int(match.group(1))
 
 
-def _referral_response(principal, referral_id, status=200):
-    """The referral as the principal may see it: never cached, tagged with its version."""
-    referral, _standing, personal, extras = service.read_referral(principal, referral_id)
-    # Shaped before the commit (which records the read): after it, the referral would reload
-    # and could show a change committed meanwhile beside personal data read before it.
+def _referral_response(principal, referral_id, status=200, audit_read=True):
+    """The referral as the principal may see it: never cached, tagged with its version.
+
+    After a change it is built in the change's transaction, committed once, and nothing is
+    read again after the commit; the change's own audit entry names the categories the answer
+    shows, so no second entry is written for it."""
+    referral, _standing, personal, extras = service.read_referral(
+        principal, referral_id, audit_read
+    )
     body, version = present(referral, personal, extras), referral.version
     db.session.commit()
     response = jsonify(body)
@@ -57,8 +61,7 @@ def create_referral(principal):
     key = _idempotency_key()
     data = json_body(ReferralCreate())
     referral, created = service.create_referral(principal, data, key)
-    db.session.commit()
-    response = _referral_response(principal, referral.id, 201 if created else 200)
+    response = _referral_response(principal, referral.id, 201 if created else 200, False)
     response.headers["Location"] = url_for(".get_referral", referral_id=referral.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -93,8 +96,7 @@ def change_status(referral_id, principal):
     expected = _expected_version()
     change = json_body(StatusChange())
     service.change_status(principal, str(referral_id), expected, **change)
-    db.session.commit()
-    return _referral_response(principal, str(referral_id))
+    return _referral_response(principal, str(referral_id), audit_read=False)
 
 
 @bp.post("/<uuid:referral_id>/consent/withdraw")
@@ -102,5 +104,4 @@ def change_status(referral_id, principal):
 def withdraw_consent(referral_id, principal):
     body = json_body(ConsentWithdrawal()) if request.content_length else {"erase": False}
     service.withdraw_consent(principal, str(referral_id), **body)
-    db.session.commit()
-    return _referral_response(principal, str(referral_id))
+    return _referral_response(principal, str(referral_id), audit_read=False)

@@ -286,15 +286,16 @@ def _visible(principal, referral_id):
     return referral, standing
 
 
-def read_referral(principal, referral_id):
-    """The referral as this principal may see it; a read of personal data is audited."""
+def read_referral(principal, referral_id, audit_read=True):
+    """The referral as this principal may see it; a read of personal data is audited, unless
+    it answers a change whose own entry says what the answer shows."""
     referral, standing = _visible(principal, referral_id)
     categories = visibility.visible_categories(standing, referral)
     personal = {
         c: crypto.decrypt(getattr(referral, data_attribute(c)), f"{referral.id}:{c}")
         for c in categories
     }
-    if categories:
+    if categories and audit_read:
         audit.record(
             actor(principal),
             principal.organization_id,
@@ -476,7 +477,12 @@ def change_status(
         "referral.status_changed",
         "referral",
         referral.id,
-        {"from": previous, "to": status, "version": referral.version},
+        {
+            "from": previous,
+            "to": status,
+            "version": referral.version,
+            "categories": visibility.visible_categories(standing, referral),
+        },
     )
     db.session.flush()
     return referral
@@ -542,7 +548,11 @@ def withdraw_consent(principal, referral_id, erase):
         "referral.consent_withdrawn",
         "referral",
         referral.id,
-        {"reason": "erased" if erase else "withdrawn", "version": referral.version},
+        {
+            "reason": "erased" if erase else "withdrawn",
+            "version": referral.version,
+            "categories": visibility.visible_categories(standing, referral),
+        },
     )
     db.session.flush()
     return referral
