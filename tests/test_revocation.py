@@ -13,6 +13,7 @@ import pytest
 
 from referral_hub import clock, create_app
 from referral_hub.auth import revocation
+from referral_hub.auth.models import RefreshToken
 from referral_hub.auth.revocation import deny_list
 from referral_hub.auth.tokens import decode
 from referral_hub.extensions import db
@@ -204,3 +205,15 @@ def test_a_later_revocation_by_another_process_outranks_this_ones_own(
         db.session.commit()
     monkeypatch.setitem(app.config, "REVOCATION_CACHE_SECONDS", 0)
     assert client.get(API_ROUTE, headers=bearer(token)).status_code == 401
+
+
+def test_a_refresh_token_keeps_the_moment_it_was_first_revoked(app, moved_clock):
+    """A second revocation (the user disabled again) does not move the first one's moment,
+    which says since when the token has been void."""
+    user = make_user(make_org())
+    user_tokens(app, user, "directory:read")
+    revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
+    first = db.session.scalar(db.select(RefreshToken.revoked_at))
+    moved_clock(3600)
+    revocation.revoke_refresh_tokens(RefreshToken.user_id == user.id)
+    assert db.session.scalar(db.select(RefreshToken.revoked_at)) == first
