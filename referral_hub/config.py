@@ -117,7 +117,9 @@ def from_environment(instance_path):
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hub_session",
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No ping before each use (a round trip per request): connections are recycled, and a
+        # request whose first statement finds its connection dead runs again on a new one.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": _env_int("POOL_RECYCLE_SECONDS", 1800)},
         "JSON_SORT_KEYS": False,
     }
 

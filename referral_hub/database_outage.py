@@ -6,10 +6,13 @@ import sqlite3
 import threading
 import time
 
-from flask import current_app
+from flask import current_app, g, has_request_context
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from . import errors
+from .extensions import db
 
 try:
     from psycopg2 import InterfaceError as PostgresInterfaceError
@@ -95,7 +98,34 @@ class OutageLines(logging.Filter):
         return not is_outage(error) or self._limit.due((record.name, record.msg)) is not None
 
 
+@event.listens_for(Engine, "after_cursor_execute")
+def _count_statement(*_args):
+    if has_request_context():
+        g.statements_done = g.get("statements_done", 0) + 1
+
+
+def _replayable(exc):
+    """A pooled connection found dead by the request's first statement: nothing was written,
+    so the request may run again once on a new one. The pool is not pinged before each use
+    (a round trip per request); connections are recycled after POOL_RECYCLE_SECONDS and this
+    replay covers one that died meanwhile (a database restart, a failover, a proxy's timeout)."""
+    invalidated = getattr(exc, "connection_invalidated", False)
+    return invalidated and not g.get("statements_done") and not g.get("replayed")
+
+
+def _replay():
+    db.session.rollback()
+    g.replayed = True
+    app = current_app._get_current_object()
+    try:
+        return app.preprocess_request() or app.dispatch_request()
+    except Exception as exc:  # answered as the first run's errors would have been
+        return app.handle_user_exception(exc)
+
+
 def _answer(exc):
+    if _replayable(exc):
+        return _replay()
     if not is_outage(exc):
         return errors.unexpected(exc)
     held_back = current_app.extensions["hub_database_outage"].due("requests")

@@ -190,6 +190,33 @@ def test_a_database_stopped_mid_run_answers_503_then_recovers(stoppable, log_lin
     assert "Traceback" not in log_lines.getvalue()
 
 
+def test_a_pooled_connection_killed_between_requests_is_replaced_unseen(stoppable, log_lines):
+    """No ping before each use: the request whose first statement meets a dead connection runs
+    again on a new one (issue 13). A write is replayed too: nothing of it had been sent."""
+    stopped_hub, allow_connections = stoppable
+    http = stopped_hub.test_client()
+    with stopped_hub.app_context():
+        organization = make_org()
+        client_id, secret = make_client(organization, ["directory:read", "callbacks:manage"])
+        db.session.commit()
+        token = client_token(http, client_id, secret, "directory:read callbacks:manage")
+    assert http.get("/api/v1/services", headers=bearer(token)).status_code == 200
+    allow_connections(False)
+    allow_connections(True)  # every connection the hub's pool holds is dead now
+    assert http.get("/api/v1/services", headers=bearer(token)).status_code == 200
+    allow_connections(False)
+    allow_connections(True)
+    created = http.post(
+        "/api/v1/subscriptions",
+        json={"url": "http://127.0.0.1:9/cb"},
+        headers=bearer(token),
+    )
+    assert created.status_code == 201, created.get_json()
+    listed = http.get("/api/v1/subscriptions", headers=bearer(token)).get_json()["items"]
+    assert len(listed) == 1  # created once
+    assert "database unavailable" not in log_lines.getvalue()
+
+
 def test_a_logged_sql_error_keeps_its_statement_and_loses_its_values(database_url, log_lines):
     """Even from an engine that shows parameters, and from PostgreSQL, whose messages quote
     the statement as psycopg2 sent it, values filled in."""
