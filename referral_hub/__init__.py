@@ -94,6 +94,7 @@ def create_app(config=None):
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
     app.extensions["hub_dispatcher"] = Dispatcher(app)
     app.extensions["hub_forwarder"] = Forwarder(app)
+    app.extensions["hub_dispatcher"].also_wake.append(app.extensions["hub_forwarder"].wake)
     for blueprint in (
         health_bp,
         oauth_api.bp,

@@ -66,11 +66,14 @@ class Dispatcher:
         self.app = app
         self._changed = threading.Condition()
         self._threads = []
+        self.also_wake = []  # others woken with it, by this process's commits and by NOTIFY
 
     def wake(self):
         with self._changed:
             self._woken = True
             self._changed.notify_all()
+        for other in self.also_wake:
+            other()
 
     def start(self):
         if self._threads:

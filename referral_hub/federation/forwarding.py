@@ -136,7 +136,15 @@ def _send(api, referral, peer):
     )
     referral.remote_referral_id = body["id"]
     referral.forwarding, referral.forwarded_at = "forwarded", clock.now()
-    refresh(api, referral, peer)
+    # Committed before reading it back: the peer's first callback may come before that read
+    # ends, and must find the referral by the peer's id. Killed here, the repeat of the POST
+    # returns the same referral (Idempotency-Key).
+    db.session.commit()
+    try:
+        refresh(api, referral, peer)
+    except remote.PeerUnreachable:  # it is there: its next callback brings every step back
+        db.session.rollback()
+        log.warning("referral %s forwarded; reading it back failed", referral.id)
 
 
 def _withdraw(api, referral, peer):

@@ -8,6 +8,7 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from .. import clock
+from ..callbacks import outbox as callbacks_outbox
 from ..extensions import db
 from .models import Forward
 
@@ -29,7 +30,9 @@ def enqueue(referral, action):
             next_attempt_at=clock.now(),
         )
     )
-    db.session.info["forwards_enqueued"] = True
+    if not db.session.info.get("forwards_enqueued"):
+        db.session.info["forwards_enqueued"] = True
+        callbacks_outbox.notify_workers()
 
 
 @sqlalchemy_event.listens_for(Session, "after_commit")
