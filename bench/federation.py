@@ -42,7 +42,7 @@ INSERT of a referral-sized body, always on a throwaway PostgreSQL database) take
 --baseline-requests POSTs one after another on the same gunicorn settings, for one figure of
 this machine's speed: the report gives each delay's p50 and p95 over the bare POST's.
 
-    python bench/federation.py [--count 1000] [--rate 10] [--streams 2] [--answerers 4]
+    python bench/federation.py [--count 1000] [--rate 3] [--streams 2] [--answerers 4]
         [--postgresql postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
         [--runner gunicorn|single] [--workers 2] [--threads 2] [--poll-seconds 1]
         [--drain-seconds 120] [--baseline-requests 500] [--sabotage leave-one|send-twice]
@@ -60,6 +60,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -136,6 +137,14 @@ def wait_for_log(hub, text, process, seconds=60):
     raise SystemExit(f"{hub.name}'s worker did not start: {hub.log.read_text()[-2000:]}")
 
 
+@dataclass
+class Serving:
+    """How a hub is served, and the CPU seconds its processes used so far."""
+
+    description: str
+    cpu: Callable[[], float]
+
+
 @contextlib.contextmanager
 def served(hub, args):
     """The hub as production serves it (gunicorn and one `referral-hub worker`), or in
@@ -143,7 +152,10 @@ def served(hub, args):
     if args.runner == "single":
         hub.start()
         try:
-            yield "one process (werkzeug, threaded, with the scheduler and dispatcher)"
+            yield Serving(
+                "one process (werkzeug, threaded, with the scheduler and dispatcher)",
+                lambda: harness.process_cpu(hub.process.pid),
+            )
         finally:
             hub.stop()
         return
@@ -164,9 +176,11 @@ def served(hub, args):
                 )
             harness.wait_until_up(f"{hub.url}/readyz", processes[0])
             wait_for_log(hub, "scheduler running", processes[1])
-            yield (
+            web, worker = processes
+            yield Serving(
                 f"gunicorn referral_hub.wsgi:app, {args.workers} workers x {args.threads} "
-                "threads, and one `referral-hub worker`"
+                "threads, and one `referral-hub worker`",
+                lambda: harness.children_cpu(web.pid) + harness.process_cpu(worker.pid),
             )
         finally:
             for process in processes:
@@ -281,6 +295,8 @@ class Sent:
     lag: float = 0.0
     started: float = 0.0
     finished: float = 0.0
+    drained: float = 0.0
+    cpu: dict = field(default_factory=dict)  # CPU seconds from the first send to the drain
 
 
 def send(a, args, sent):
@@ -502,6 +518,15 @@ def report(args, described, sent, outcome, bare, bare_description, load_before):
         f"/s (at most {sent.lag * 1000:.0f} ms behind the schedule)"
     )
     print(f"Counts: {outcome.counts}")
+    window, count = sent.drained - sent.started, max(len(sent.referrals), 1)
+    print(
+        f"CPU from the first send to the last answer ({window:.1f} s): "
+        + ", ".join(
+            f"{name} {seconds:.1f} s ({seconds / window:.0%} of a core, "
+            f"{seconds / count * 1000:.0f} ms a referral)"
+            for name, seconds in sent.cpu.items()
+        )
+    )
     print("Delays per referral (ms):")
     print(f"  {'':44s}{'count':>7s}{'p50':>8s}{'p95':>8s}{'max':>8s}")
     labels = {
@@ -516,6 +541,16 @@ def report(args, described, sent, outcome, bare, bare_description, load_before):
             f"  {label:44s}{len(values):7,d}{ms(percentile(values, 0.5)):>8s}"
             f"{ms(percentile(values, 0.95)):>8s}{ms(max(values, default=math.nan)):>8s}"
         )
+    tenth = max(1, len(outcome.delays["visible at B"]) // 10)
+    print(
+        "  p50 of the first and of the last tenth sent (when it grows, a backlog: the hubs did "
+        "not keep up with --rate): "
+        + "; ".join(
+            f"{labels[key]} {ms(percentile(outcome.delays[key][:tenth], 0.5))} and "
+            f"{ms(percentile(outcome.delays[key][-tenth:], 0.5))}"
+            for key in ("visible at B", "visible at A")
+        )
+    )
     bare_p50, bare_p95 = percentile(bare, 0.5), percentile(bare, 0.95)
     print(
         f"Bare baseline in this run: shared/baselines/bare_app.py's POST /insert (one psycopg2 "
@@ -542,7 +577,7 @@ def run(args, folder):
     print("Setting up hubs A and B ...", flush=True)
     a, b, drops = build_hubs(args, folder)
     try:
-        with served(a, args) as described, served(b, args):
+        with served(a, args) as serving_a, served(b, args) as serving_b:
             peer(a, b)
             ports = {"a_port": harness.free_port(), "b_port": harness.free_port()}
             spec = {
@@ -564,8 +599,13 @@ def run(args, folder):
             receivers, pipe = start_receivers(spec)
             print(f"Sending {args.count:,} referrals at {args.rate:g}/s ...", flush=True)
             sent = Sent()
+            before = serving_a.cpu(), serving_b.cpu(), harness.process_cpu(receivers.pid)
             send(a, args, sent)
             drain(pipe, len(sent.referrals), args.drain_seconds)
+            after = serving_a.cpu(), serving_b.cpu(), harness.process_cpu(receivers.pid)
+            names = ("A", "B", "receivers")
+            sent.cpu = {n: end - start for n, end, start in zip(names, after, before, strict=True)}
+            sent.drained = time.time()
             pipe.send("stop")
             seen = pipe.recv()
             receivers.join(timeout=30)
@@ -579,13 +619,13 @@ def run(args, folder):
     bare, bare_description = run_bare(
         args, args.postgresql or f"{harness.SERVER_URL}/postgres", folder
     )
-    return report(args, described, sent, outcome, bare, bare_description, load_before)
+    return report(args, serving_a.description, sent, outcome, bare, bare_description, load_before)
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="referrals sent to A")
-    parser.add_argument("--rate", type=float, default=10, help="referrals sent per second")
+    parser.add_argument("--rate", type=float, default=3, help="referrals sent per second")
     parser.add_argument("--streams", type=int, default=2, help="sending threads sharing --rate")
     parser.add_argument(
         "--postgresql",

@@ -133,6 +133,12 @@ def _stat(pid):
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu(pid):
+    """CPU seconds used so far by one process; 0 when it is gone."""
+    stat = _stat(pid)
+    return stat[1] if stat else 0.0
+
+
 def children_cpu(parent):
     """CPU seconds used so far by a process's children (gunicorn's workers)."""
     total = 0.0
