@@ -90,17 +90,13 @@ TEST_SETTINGS = (
 # --- the hubs -----------------------------------------------------------------------------
 
 
-def build_hubs(args, folder):
-    """Hubs A and B on their own databases, B's directory loaded, an API client for the
-    receiving organisation at B and for a new sending organisation at A; (a, b, drops)."""
-    databases = [
-        private_database(args.postgresql or "sqlite", folder, f"bench-fed-{name}")
-        for name in ("a", "b")
-    ]
+def build_hubs(args, folder, databases):
+    """Hubs A and B on these databases, B's directory loaded, an API client for the receiving
+    organisation at B and for a new sending organisation at A."""
     settings = {"CALLBACK_POLL_SECONDS": args.poll_seconds}
     hubs = [
         Hub(name, url, harness.free_port(), folder, **settings)
-        for name, (url, _) in zip(("a", "b"), databases, strict=True)
+        for name, url in zip(("a", "b"), databases, strict=True)
     ]
     for hub in hubs:
         for key in TEST_SETTINGS:
@@ -112,7 +108,7 @@ def build_hubs(args, folder):
     sender = a.cli("create-org", "--name", "Siem Reap Children's Shelter", "--province", "17")
     a.organization_id = sender["id"]
     a.client = a.cli("create-client", "--org", sender["id"], "--scopes", SCOPES)
-    return a, b, [drop for _, drop in databases if drop]
+    return a, b
 
 
 def peer(a, b):
@@ -575,8 +571,12 @@ def report(args, described, sent, outcome, bare, bare_description, load_before):
 def run(args, folder):
     load_before = os.getloadavg()[0]
     print("Setting up hubs A and B ...", flush=True)
-    a, b, drops = build_hubs(args, folder)
+    databases = [
+        private_database(args.postgresql or "sqlite", folder, f"bench-fed-{name}")
+        for name in ("a", "b")
+    ]
     try:
+        a, b = build_hubs(args, folder, [url for url, _ in databases])
         with served(a, args) as serving_a, served(b, args) as serving_b:
             peer(a, b)
             ports = {"a_port": harness.free_port(), "b_port": harness.free_port()}
@@ -612,8 +612,9 @@ def run(args, folder):
             at_b = children(b, listed(b, b.client, role="received"))
             at_a = listed(a, a.client, role="sent")
     finally:
-        for drop in drops:
-            drop()
+        for _, drop in databases:
+            if drop:  # a throwaway PostgreSQL database; SQLite files go with the folder
+                drop()
     outcome = analyse(sent, seen, at_b, at_a)
     print("Posting to the bare baseline ...", flush=True)
     bare, bare_description = run_bare(
