@@ -293,6 +293,7 @@ class Sent:
     finished: float = 0.0
     drained: float = 0.0
     cpu: dict = field(default_factory=dict)  # CPU seconds from the first send to the drain
+    retries: dict = field(default_factory=dict)  # per hub, from its own records
 
 
 def send(a, args, sent):
@@ -361,6 +362,28 @@ def children(hub, items):
         name = referral.json()["subject"]["identity"]["given_name"]
         found.append((item["id"], name, item["created_at"]))
     return found
+
+
+RETRIES = """
+from collections import Counter
+from referral_hub.callbacks.models import DeliveryAttempt
+from referral_hub.federation.models import Forward
+forwards = db.session.scalars(db.select(Forward).where(Forward.attempts > 0)).all()
+failed = db.session.scalars(db.select(DeliveryAttempt).where(
+    db.or_(DeliveryAttempt.status_code.is_(None), DeliveryAttempt.status_code >= 300))).all()
+print(json.dumps({
+    "forwards retried": Counter(f"{f.last_error}"[:80] for f in forwards).most_common(3),
+    "callback attempts failed": Counter(
+        f"{a.status_code or a.error} {a.response_excerpt or ''}"[:80] for a in failed
+    ).most_common(3),
+}))
+"""
+
+
+def retries(hub):
+    """What the hub retried and why, from its own records (a figure to explain a delay, not a
+    count the checks rely on)."""
+    return hub.python(RETRIES)
 
 
 # --- the checks and the figures -----------------------------------------------------------
@@ -523,6 +546,7 @@ def report(args, described, sent, outcome, bare, bare_description, load_before):
             for name, seconds in sent.cpu.items()
         )
     )
+    print(f"Retries (most common reasons, as each hub recorded them): {sent.retries}")
     print("Delays per referral (ms):")
     print(f"  {'':44s}{'count':>7s}{'p50':>8s}{'p95':>8s}{'max':>8s}")
     labels = {
@@ -611,6 +635,7 @@ def run(args, folder):
             receivers.join(timeout=30)
             at_b = children(b, listed(b, b.client, role="received"))
             at_a = listed(a, a.client, role="sent")
+            sent.retries = {"A": retries(a), "B": retries(b)}
     finally:
         for _, drop in databases:
             if drop:  # a throwaway PostgreSQL database; SQLite files go with the folder
