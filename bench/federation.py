@@ -1,5 +1,7 @@
-"""Federation benchmark: how long a referral forwarded to a peer hub takes to get there, and
-how long its answer takes to come back.
+"""Federation benchmark: referrals forwarded to a peer hub, and their answers coming back.
+
+How long a referral sent to hub A for a service of hub B takes to be at B, and how long B's
+answer takes to be at A.
 
 Two hubs, A and B, each with its own database (SQLite files by default, or two throwaway
 PostgreSQL databases with --postgresql), are set up with the `referral-hub` command line as
