@@ -53,8 +53,6 @@ CI configuration of the development machines does), the bench runs VACUUM (ANALY
 """
 
 import argparse
-import importlib.util
-import itertools
 import math
 import multiprocessing
 import os
@@ -67,7 +65,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import harness
 import requests
@@ -84,7 +81,6 @@ from referral_hub.referrals import service as referrals
 from referral_hub.referrals.models import DECLINE_REASONS, OUTCOMES
 from referral_hub.referrals.schemas import ReferralCreate
 
-KIT_SOURCE = Path(__file__).resolve().parent.parent / "partners" / "kit" / "src"
 TARGET_P95_S = 1.0
 FAILURE_RATE = 0.5  # of the failing partners' requests, answered 503
 FAILING_EVERY = 5  # one partner in five fails
@@ -207,8 +203,7 @@ def serve_receivers(specs, pipe):
     """Child process: one CallbackReceiver per partner until told to stop, then send back what
     each received (of each distinct webhook-id: its receipt time and the referral and version
     its body names; repeats of a webhook-id, requests)."""
-    if importlib.util.find_spec("referral_hub_kit") is None:
-        sys.path.insert(0, str(KIT_SOURCE))
+    harness.partner_kit()
     from referral_hub_kit import CallbackReceiver
 
     receivers = [
@@ -370,16 +365,6 @@ class Production:
         return max(self.lag_by)
 
 
-def ticks(start, rate):
-    """Wait for each moment of a steady `rate` per second from `start` on; yields how late
-    each one began (0 when on time)."""
-    for tick in itertools.count():
-        delay = start + tick / rate - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        yield max(0.0, -delay)
-
-
 def drop_from_outbox(referral_id, version):
     """--sabotage lose-one: the event's deliveries leave the outbox before the commit, as if
     the hub had never enqueued them; only a count against what was produced notices."""
@@ -401,7 +386,7 @@ def produce_share(app, number, slots, changes, rate, start, rng, production):
     right after the commit is when it may first be sent. Who must hear of it is what the
     contract says: a new referral its receiver, a status change both parties."""
     with app.app_context():
-        for lag in ticks(start, rate):
+        for lag in harness.ticks(start, rate):
             if production.changes_by[number] >= changes:
                 break
             production.lag_by[number] = max(production.lag_by[number], lag)
@@ -428,23 +413,6 @@ def produce_share(app, number, slots, changes, rate, start, rng, production):
         db.session.remove()
 
 
-def in_step(work, count, rate, threads, start):
-    """Run `work(number, share of count, share of rate, its start)` in `threads` threads,
-    interleaved so that together they go at a steady `rate`; return when all are done."""
-    running = [
-        threading.Thread(
-            target=work,
-            args=(number, count // threads + (number < count % threads), rate / threads),
-            kwargs={"start": start + number / rate},
-        )
-        for number in range(threads)
-    ]
-    for thread in running:
-        thread.start()
-    for thread in running:
-        thread.join()
-
-
 def produce(app, slots, changes, rate, seed, production):
     """Split the referrals and the rate between the producer threads, so that no two threads
     change the same referral (they would meet the optimistic lock, as two users would), and
@@ -456,7 +424,7 @@ def produce(app, slots, changes, rate, seed, production):
         produce_share(app, number, slots[number::count], changes, rate, start, rng, production)
 
     production.started = time.time()
-    in_step(share, changes, rate, count, production.started)
+    harness.in_step(share, changes, rate, count, production.started)
     production.finished = time.time()
     production.done.set()
 
@@ -785,7 +753,7 @@ def run_bare(args, database_url, seconds):
 
         def post(_number, count, rate, start):
             with requests.Session() as session:
-                for _, _lag in zip(range(count), ticks(start, rate), strict=False):
+                for _, _lag in zip(range(count), harness.ticks(start, rate), strict=False):
                     started = time.perf_counter()
                     response = session.post(url, data=body, headers=headers, timeout=30)
                     times.append((time.perf_counter() - started) * 1000)
@@ -797,7 +765,7 @@ def run_bare(args, database_url, seconds):
             for _ in range(20):
                 session.post(url, data=body, headers=headers, timeout=30).raise_for_status()
         before, started = server.cpu(), time.time()
-        in_step(post, count, args.rate, args.producers, started)
+        harness.in_step(post, count, args.rate, args.producers, started)
         elapsed, cpu = time.time() - started, sum(server.cpu()) - sum(before)
     if errors:
         raise SystemExit(f"The bare baseline failed: {errors[0]}")

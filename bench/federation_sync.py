@@ -72,9 +72,9 @@ def _change_at_b(b_engine, count):
         ids = (
             connection.execute(
                 text(
-                "SELECT s.id FROM services s JOIN organizations o ON o.id = s.organization_id"
-                " WHERE s.status = 'active' AND o.status = 'active' ORDER BY s.id LIMIT :n"
-            ),
+                    "SELECT s.id FROM services s JOIN organizations o ON o.id = s.organization_id"
+                    " WHERE s.status = 'active' AND o.status = 'active' ORDER BY s.id LIMIT :n"
+                ),
                 {"n": count},
             )
             .scalars()

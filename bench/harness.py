@@ -8,6 +8,8 @@ INSERT through psycopg2): these machines are shared and noisy, so a benchmark re
 as a ratio to it, measured in the same run, beside its absolute figures."""
 
 import contextlib
+import importlib.util
+import itertools
 import math
 import multiprocessing
 import os
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ SECRET_KEY = "bench-secret-key-" + "x" * 48
 BASELINE_ENV = "HUB_BENCH_BASELINES"
 BASELINE_DIR = Path(__file__).resolve().parents[2] / "shared" / "baselines"
 DEADLINE_S = 300  # no closed-loop run lasts longer, whatever its count
+KIT_SOURCE = Path(__file__).resolve().parent.parent / "partners" / "kit" / "src"
 BASELINE_TABLE = (  # as shared/baselines/README.md gives it
     "CREATE TABLE IF NOT EXISTS baseline_referral"
     " (id bigserial primary key, body jsonb, created_at timestamptz default now())"
@@ -127,6 +131,12 @@ def _stat(pid):
     except OSError:
         return None
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid):
+    """CPU seconds used so far by one process; 0 when it is gone."""
+    stat = _stat(pid)
+    return stat[1] if stat else 0.0
 
 
 def children_cpu(parent):
@@ -338,3 +348,37 @@ def closed_loop(server, path, parameter_sets, clients, headers=None, inspect=Non
     for process in processes:
         process.join(timeout=30)
     return Load(seen, seconds, len(parameter_sets), cpu)
+
+
+def ticks(start, rate):
+    """Wait for each moment of a steady `rate` per second from `start` on; yields how late
+    each one began (0 when on time)."""
+    for tick in itertools.count():
+        delay = start + tick / rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        yield max(0.0, -delay)
+
+
+def in_step(work, count, rate, threads, start):
+    """Run `work(number, share of count, share of rate, its start)` in `threads` threads,
+    interleaved so that together they go at a steady `rate`; return when all are done."""
+    running = [
+        threading.Thread(
+            target=work,
+            args=(number, count // threads + (number < count % threads), rate / threads),
+            kwargs={"start": start + number / rate},
+        )
+        for number in range(threads)
+    ]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+
+
+def partner_kit():
+    """Make the partner kit (partners/kit) importable, installed or not: the receivers stand
+    for the partners' machines."""
+    if importlib.util.find_spec("referral_hub_kit") is None:
+        sys.path.insert(0, str(KIT_SOURCE))

@@ -16,6 +16,9 @@ import requests
 from sqlalchemy import create_engine, make_url, text
 
 ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "directory" / "seed.json"  # hub B's directory
+MLOP_TAPANG = "ac827583-a972-50d8-9908-50255f61c4fd"
+HOTLINE = "cf35f0d9-a9ad-56d2-b639-a142a1d1f778"  # M'Lop Tapang's ChildSafe Hotline, at B
 SERVE = """
 import sys
 from werkzeug.serving import make_server

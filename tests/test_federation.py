@@ -9,12 +9,8 @@ import pytest
 import requests
 
 from .conftest import _free_port
-from .hubs import ROOT, Hub, private_database, wait_for
+from .hubs import HOTLINE, MLOP_TAPANG, ROOT, SEED, Hub, private_database, wait_for
 from .referral_fixtures import CASE_NOTE, FAMILY_NAME, GIVEN_NAME, HEALTH_NOTE, referral_body
-
-SEED = ROOT / "directory" / "seed.json"
-MLOP_TAPANG = "ac827583-a972-50d8-9908-50255f61c4fd"
-HOTLINE = "cf35f0d9-a9ad-56d2-b639-a142a1d1f778"  # M'Lop Tapang's ChildSafe Hotline, at B
 
 
 @pytest.fixture(scope="module")
