@@ -12,10 +12,12 @@ from ..callbacks.signing import signature
 from ..errors import Conflict, InvalidInput, NotFound, Problem, Unauthorized
 from ..extensions import db
 from ..referrals.models import Referral
+from ..referrals.service import PreconditionFailed
 from . import forwarding, remote
 from .models import Peer, ReceivedCallback
 
 TOLERANCE_SECONDS = 300  # Standard Webhooks' suggestion
+ATTEMPTS = 3
 
 
 class PeerDown(Problem):
@@ -42,6 +44,30 @@ def verify(peer, webhook_id, timestamp, signatures, body, now=None):
         raise Unauthorized("The callback's signature does not match.")
 
 
+def _mirror_steps(peer, remote_id):
+    """Read the referral back from the peer and mirror its new steps. Callbacks for one
+    referral come close together (received, then accepted): each takes the referral's row
+    first (PostgreSQL), and one that lost a race to another process anyway reads again."""
+    for _ in range(ATTEMPTS):
+        referral = db.session.scalar(
+            db.select(Referral)
+            .filter_by(peer_id=peer.id, remote_referral_id=remote_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if referral is None or referral.forwarding is None:
+            raise NotFound("No referral of ours has this id.")
+        try:
+            forwarding.refresh(remote.Peer(peer), referral, peer)
+            return referral
+        except remote.PeerUnreachable as exc:
+            db.session.rollback()
+            raise PeerDown(f"Could not read the referral back: {exc}") from None
+        except PreconditionFailed:
+            continue  # rolled back: read it again, with the other callback's steps
+    raise PeerDown("The referral kept changing meanwhile; send the callback again.")
+
+
 def receive(peer_id, webhook_id, timestamp, signatures, body):
     """Verify and apply one callback; a webhook-id seen before is refused (409)."""
     peer = _peer(peer_id)
@@ -58,16 +84,7 @@ def receive(peer_id, webhook_id, timestamp, signatures, body):
         db.select(ReceivedCallback.id).filter_by(peer_id=peer.id, webhook_id=webhook_id)
     ):
         raise Conflict("This webhook-id was received already.")
-    referral = db.session.scalar(
-        db.select(Referral).filter_by(peer_id=peer.id, remote_referral_id=str(remote_id))
-    )
-    if referral is None or referral.forwarding is None:
-        raise NotFound("No referral of ours has this id.")
-    try:
-        forwarding.refresh(remote.Peer(peer), referral, peer)
-    except remote.PeerUnreachable as exc:
-        db.session.rollback()
-        raise PeerDown(f"Could not read the referral back: {exc}") from None
+    referral = _mirror_steps(peer, str(remote_id))
     db.session.add(ReceivedCallback(peer_id=peer.id, webhook_id=webhook_id))
     audit.record(f"peer:{peer.id}", None, "federation.callback_received", "referral", referral.id)
     try:

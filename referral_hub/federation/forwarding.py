@@ -108,7 +108,6 @@ def carry(forward_id):
         _failed(forward, referral, exc)
         return
     forward.status, forward.done_at, forward.leased_until = "done", clock.now(), None
-    forward.last_error = None
     audit.record("system", None, f"referral.forwarded.{forward.action}", "referral", referral.id)
 
 
@@ -141,10 +140,18 @@ def _send(api, referral, peer):
     # returns the same referral (Idempotency-Key).
     db.session.commit()
     try:
+        _lock(referral)  # as a callback for it does: the two mirror one after the other
         refresh(api, referral, peer)
-    except remote.PeerUnreachable:  # it is there: its next callback brings every step back
+    except (remote.PeerUnreachable, referrals.PreconditionFailed):
+        # It is there; the peer's next callback (or the one that just changed it) brings
+        # every step back.
         db.session.rollback()
         log.warning("referral %s forwarded; reading it back failed", referral.id)
+
+
+def _lock(referral):
+    """Take the referral's row until the transaction ends (PostgreSQL; SQLite has one writer)."""
+    db.session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
 
 
 def _withdraw(api, referral, peer):
@@ -260,6 +267,7 @@ def refresh(api, referral, peer):
             suggested_service_id=current.get("suggested_service_id"),
         )
     referral.remote_events_seen += len(new)
+    referrals.save()  # another process mirroring the same steps meanwhile wins: 412
 
 
 class Forwarder:

@@ -71,7 +71,7 @@ class Forward(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(300))
+    last_error: Mapped[str | None] = mapped_column(String(300))  # kept once done: why it waited
     created_at = created_column()
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

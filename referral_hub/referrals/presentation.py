@@ -75,7 +75,7 @@ def _across_networks(referral):
                 "status": step.status,
                 "requested_at": _time(step.created_at),
                 "confirmed_at": _time(step.done_at),
-                "error": step.last_error,
+                "error": None if step.status == "done" else step.last_error,
             }
             for step in (referral.forwards if referral.forwarding else ())
         ],

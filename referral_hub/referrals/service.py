@@ -404,7 +404,7 @@ def _check_version(referral, expected_version):
         )
 
 
-def _save():
+def save():
     """Flush the change; if another request changed the referral first, this one loses."""
     try:
         db.session.flush()
@@ -467,7 +467,7 @@ def change_status(
     referral.outcome = outcome if status == "completed" else referral.outcome
     if status not in UNANSWERED_STATUSES:
         referral.overdue = False
-    _save()
+    save()
     _event(referral, "referral.status_changed", principal, previous, status, reason, outcome)
     if forwards.carried(referral) and status == "withdrawn":
         forwards.enqueue(referral, "withdraw")
@@ -498,7 +498,7 @@ def record_peer_change(referral, status, by, reason=None, outcome=None, suggeste
         referral.outcome = outcome
     if status not in UNANSWERED_STATUSES:
         referral.overdue = False
-    _save()
+    save()
     _event(referral, "referral.status_changed", None, previous, status, reason, outcome, by=by)
     audit.record(
         by,
@@ -531,7 +531,7 @@ def withdraw_consent(principal, referral_id, erase):
     referral.consent_withdrawn_at = referral.consent_withdrawn_at or clock.now()
     if erase:
         _remove_personal_data(referral)
-    _save()
+    save()
     _event(
         referral,
         "referral.consent_withdrawn",
@@ -573,7 +573,7 @@ def flag_overdue():
     for referral in late:
         referral.overdue, referral.escalated_at = True, clock.now()
         db.session.add(Escalation(referral_id=referral.id))
-        _save()
+        save()
         _event(referral, "referral.overdue", None, referral.status, referral.status)
         audit.record(
             "system",
@@ -600,7 +600,7 @@ def expire_unanswered():
     ).all()
     for referral in stale:
         previous, referral.status, referral.overdue = referral.status, "expired", False
-        _save()
+        save()
         _event(referral, "referral.status_changed", None, previous, "expired", "no answer")
         audit.record(
             "system",
@@ -623,7 +623,7 @@ def expire_consents():
     ).all()
     for referral in ended:
         referral.consent_status = "expired"
-        _save()
+        save()
         _event(
             referral,
             "referral.consent_withdrawn",
