@@ -621,7 +621,10 @@ def test_a_list_costs_the_same_queries_for_one_referral_or_many(client, net, sta
     def statements_for_list():
         statements.clear()
         response = client.get("/api/v1/referrals", headers=net["sender"].headers)
-        return len(response.get_json()["items"]), len(statements)
+        # The deny-list is read again every REVOCATION_CACHE_SECONDS, whatever the request:
+        # on a slow machine that falls between the two lists, so it is not counted.
+        listing = [sql for sql in statements if "token_revocations" not in sql]
+        return len(response.get_json()["items"]), len(listing)
 
     sent(client, net)
     one = statements_for_list()
