@@ -5,6 +5,7 @@ The flows between two hubs are in test_federation.py."""
 import json
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -384,3 +385,10 @@ def test_a_forward_failing_on_our_side_counts_as_an_attempt_and_waits(client):
     assert (forward.status, forward.attempts) == ("pending", 1)
     assert forward.last_error == "internal error: DecryptionError"
     assert forwarding.forward_due() == 0  # not due again before its retry time
+
+
+def test_the_peers_api_gives_times_in_iso_8601(client, app):
+    _added_peer()
+    token = bearer(coordinator_token(app, "admin"))
+    (peer,) = client.get("/api/v1/peers", headers=token).get_json()["items"]
+    assert datetime.fromisoformat(peer["created_at"]).tzinfo is not None

@@ -1,5 +1,7 @@
 """Peers API for coordinators, and the endpoint where peer hubs' status callbacks arrive."""
 
+from datetime import datetime
+
 from flask import Blueprint, request
 from marshmallow import Schema, fields, validate
 
@@ -34,15 +36,20 @@ def _coordinator(principal):
     return actor(principal)
 
 
+def _as_json(summary):
+    """Times as ISO 8601, as everywhere in the API."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in summary.items()}
+
+
 def _one(peer):
-    return next(s for s in peering.summaries() if s["id"] == peer.id)
+    return _as_json(next(s for s in peering.summaries() if s["id"] == peer.id))
 
 
 @bp.get("")
 @protected("admin")
 def list_peers(principal):
     _coordinator(principal)
-    return {"items": peering.summaries(), "next_cursor": None}
+    return {"items": [_as_json(s) for s in peering.summaries()], "next_cursor": None}
 
 
 @bp.post("/invitations")
