@@ -276,3 +276,10 @@ def test_concurrent_failures_are_each_counted_and_never_fail(app, live_server):
         db.select(LoginThrottle.failures).where(LoginThrottle.key == "addr:127.0.0.1")
     ).one()
     assert failures == statuses.count(401)
+
+
+def test_a_failure_counts_against_its_address_an_ipv6_clients_64_or_unknown():
+    assert throttle.source("203.0.113.7") == "203.0.113.7"
+    assert throttle.source("::ffff:203.0.113.7") == "203.0.113.7"  # IPv4 in IPv6 clothing
+    assert throttle.source("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert throttle.source(None) == throttle.source("not an address") == "unknown"
