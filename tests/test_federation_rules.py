@@ -5,7 +5,7 @@ The flows between two hubs are in test_federation.py."""
 import json
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -219,8 +219,11 @@ def test_a_referral_waiting_a_day_for_its_peer_is_flagged(client, moved_clock):
 def test_reports_show_the_flows_with_each_peer_hub(client, app):
     peer, entry = _mirrored_service()
     sender = client_party(client, make_org())
-    for _ in range(2):
+    for _ in range(3):
         client.post("/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers)
+    long_ago = db.session.scalars(db.select(Referral)).first()  # outside the report's period
+    long_ago.created_at -= timedelta(days=200)
+    db.session.commit()
     local = make_service(make_org())
     client.post("/api/v1/referrals", json=referral_body(local.id), headers=sender.headers)
     invitation = peering.invite("test", "Kampot network")
