@@ -80,12 +80,6 @@ def announce():
     if db.session.info.get("callbacks_enqueued"):
         return
     db.session.info["callbacks_enqueued"] = True
-    notify_workers()
-
-
-def notify_workers():
-    """On PostgreSQL, wake the worker processes' dispatcher and forwarder when this
-    transaction commits (they listen on CHANNEL); SQLite has one process."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text(f"NOTIFY {CHANNEL}"))
 

@@ -3,10 +3,6 @@ transaction as the change (federation.forwarding carries it)."""
 
 from datetime import timedelta
 
-from flask import current_app, has_app_context
-from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy.orm import Session
-
 from .. import clock
 from ..callbacks import outbox as callbacks_outbox
 from ..extensions import db
@@ -30,22 +26,8 @@ def enqueue(referral, action):
             next_attempt_at=clock.now(),
         )
     )
-    if not db.session.info.get("forwards_enqueued"):
-        db.session.info["forwards_enqueued"] = True
-        callbacks_outbox.notify_workers()
-
-
-@sqlalchemy_event.listens_for(Session, "after_commit")
-def _wake_forwarder(session):
-    if session.info.pop("forwards_enqueued", False) and has_app_context():
-        forwarder = current_app.extensions.get("hub_forwarder")
-        if forwarder is not None:
-            forwarder.wake()
-
-
-@sqlalchemy_event.listens_for(Session, "after_rollback")
-def _forget(session):
-    session.info.pop("forwards_enqueued", None)
+    # The dispatcher's wake (after the commit here, NOTIFY elsewhere) wakes the forwarder too.
+    callbacks_outbox.announce()
 
 
 def flagged(referral):
