@@ -70,18 +70,20 @@ def create_app(config=None):
     web.configure(app)
 
     from .audit import api as audit_api
+    from .audit import service as audit_service
     from .audit import views as audit_views
     from .auth import admin_views, keys, oauth_api, oauth_server, revocation, views
     from .auth import api as auth_api
     from .callbacks import api as callbacks_api
     from .callbacks import views as callback_views
     from .callbacks.dispatcher import Dispatcher
+    from .callbacks.subscribers import Subscribers
     from .directory import api as directory_api
     from .directory import capacity_views, curation_views, hsds_api
     from .directory import views as directory_views
     from .federation import api as federation_api
     from .federation import views as peer_views
-    from .federation.forwarding import Forwarder
+    from .federation.forwarding import forwarder
     from .health import bp as health_bp
     from .referrals import api as referrals_api
     from .referrals import network_views
@@ -93,7 +95,9 @@ def create_app(config=None):
     app.extensions["hub_deny_list"] = revocation.DenyList()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
     app.extensions["hub_dispatcher"] = Dispatcher(app)
-    app.extensions["hub_forwarder"] = Forwarder(app)
+    app.extensions["hub_subscribers"] = Subscribers(app)
+    app.extensions["hub_forwarder"] = forwarder(app)
+    app.extensions["hub_sequencer"] = audit_service.sequencer(app)
     app.extensions["hub_dispatcher"].also_wake.append(app.extensions["hub_forwarder"].wake)
     for blueprint in (
         health_bp,

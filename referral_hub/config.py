@@ -111,6 +111,8 @@ def from_environment(instance_path):
         "CALLBACK_POLL_SECONDS": float(os.environ.get("CALLBACK_POLL_SECONDS", "1")),
         "CALLBACK_DISPATCHER_THREADS": _env_int("CALLBACK_DISPATCHER_THREADS", 4),
         "PEER_SYNC_MINUTES": _env_int("PEER_SYNC_MINUTES", 15),
+        # The longest an audit entry waits for the worker's sequencer to chain it.
+        "AUDIT_SEAL_DELAY_SECONDS": float(os.environ.get("AUDIT_SEAL_DELAY_SECONDS", "2")),
         # How services of this hub are labelled beside peer hubs' services.
         "HUB_NAME": os.environ.get("HUB_NAME", "This network"),
         "SESSION_COOKIE_HTTPONLY": True,

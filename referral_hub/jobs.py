@@ -62,9 +62,10 @@ JOBS = [
 
 
 def start(app):
-    """Run the jobs and the callback dispatcher in this process, each inside an app context."""
-    app.extensions["hub_dispatcher"].start()
-    app.extensions["hub_forwarder"].start()
+    """Run the jobs, the callback dispatcher, the forwarder and the audit sequencer in this
+    process, each inside an app context."""
+    for name in ("hub_dispatcher", "hub_forwarder", "hub_sequencer"):
+        app.extensions[name].start()
 
     def in_app_context(job):
         def run():

@@ -1,8 +1,8 @@
 """Whole hubs in their own processes, each with its own database, for federation tests.
 
 A hub here is what production runs: the web app and its worker (scheduler, callback
-dispatcher, forwarder) in one process, served over real HTTP on a free port of 127.0.0.1. It is
-set up with the `referral-hub` command line, as a coordinator would."""
+dispatcher, forwarder, audit sequencer) in one process, served over real HTTP on a free port of
+127.0.0.1. It is set up with the `referral-hub` command line, as a coordinator would."""
 
 import json
 import os

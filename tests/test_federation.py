@@ -132,7 +132,10 @@ def test_a_referral_to_a_peer_service_is_forwarded_and_answered_there(hubs):
     assert mirrored["forwarding"] == "forwarded"
     steps = sender.get(f"{a.url}/api/v1/referrals/{sent['id']}/events").json()["items"]
     assert [s["to_status"] for s in steps] == ["sent", "received", "accepted"]
-    audited = "from referral_hub.audit.models import AuditEntry as E\n" + (
+    audited = (  # sealed now, not within the seal delay
+        "from referral_hub.audit.models import AuditEntry as E\n"
+        "from referral_hub.audit.service import seal_all\nseal_all()\n"
+    ) + (
         "print(json.dumps(sorted({(e.action, e.actor.split(':')[0]) for e in db.session.scalars("
         "db.select(E).where(E.resource_id == %r))})))"
     )

@@ -95,7 +95,9 @@ def test_the_purge_drops_each_credential_once_it_has_expired_and_keeps_it_until_
 
 
 def test_the_scheduler_runs_each_job_on_its_interval(app):
-    dispatcher, forwarder = app.extensions["hub_dispatcher"], app.extensions["hub_forwarder"]
+    threads = [
+        app.extensions[name] for name in ("hub_dispatcher", "hub_forwarder", "hub_sequencer")
+    ]
     scheduler.start(paused=True)  # jobs.start adds the jobs without running them now
     try:
         jobs.start(app)
@@ -105,8 +107,8 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
     finally:
         scheduler.remove_all_jobs()
         scheduler.shutdown(wait=False)
-        dispatcher.stop()
-        forwarder.stop()
+        for thread in threads:
+            thread.stop()
     assert set(triggers) == {
         "purge_expired_credentials",
         "remind_unverified_services",

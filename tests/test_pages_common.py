@@ -4,7 +4,7 @@ import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
-from referral_hub.audit.models import AuditEntry
+from referral_hub.audit.models import PendingAuditEntry
 from referral_hub.extensions import db
 
 from .factories import PASSWORD, add_location, make_org, make_service, make_user, sign_in
@@ -195,7 +195,7 @@ def test_a_person_changes_their_own_password(app):
     assert done.status_code == 302
     assert sign_in(app.test_client(), user.email).status_code == 401
     assert sign_in(app.test_client(), user.email, new).status_code == 302
-    actions = [e.action for e in db.session.scalars(db.select(AuditEntry))]
+    actions = [e.action for e in db.session.scalars(db.select(PendingAuditEntry))]
     assert "user.password_changed" in actions
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from referral_hub import clock
+from referral_hub.audit import service as audit
 from referral_hub.auth.principal import Principal
 from referral_hub.directory import service as directory_service
 from referral_hub.extensions import db
@@ -70,7 +71,8 @@ def timeline(client, party, referral):
 
 
 def audit_trail(client, app, referral):
-    """The audit entries about the referral, as a coordinator reads them."""
+    """The audit entries about the referral, as a coordinator reads them once sealed."""
+    audit.seal_all()
     coordinator = make_user(directory_service.create_organization(None, "Network"), ["coordinator"])
     token = user_tokens(app, coordinator, "reports:read")["access_token"]
     response = client.get(

@@ -21,7 +21,7 @@ from .. import clock
 from ..config import ConfigError
 from ..db_types import UTCDateTime
 from ..extensions import db
-from . import secrets_store, sender
+from . import secrets_store, sender, subscribers
 from .models import Delivery, DeliveryAttempt, Subscription
 from .signing import signature_header
 
@@ -287,6 +287,7 @@ def next_try(attempts, retry_after):
 
 def _disable(subscription_id, reason):
     """Disable the subscription and park its waiting deliveries; returns its id."""
+    subscribers.changed()
     db.session.execute(
         update(Subscription)
         .where(Subscription.id == subscription_id)

@@ -40,9 +40,10 @@ def _expected_version():
 def _referral_response(principal, referral_id, status=200, audit_read=True):
     """The referral as the principal may see it: never cached, tagged with its version.
 
-    After a change it is built in the change's transaction, committed once, and nothing is
-    read again after the commit; the change's own audit entry names the categories the answer
-    shows, so no second entry is written for it."""
+    After a change it is built in the change's transaction from the changed referral (the
+    caller holds it, so the session, which keeps unchanged objects only weakly, still has it),
+    committed once, and nothing is read again after the commit; the change's own audit entry
+    names the categories the answer shows, so no second entry is written for it."""
     referral, _standing, personal, extras = service.read_referral(
         principal, referral_id, audit_read
     )
@@ -61,8 +62,9 @@ def create_referral(principal):
     key = _idempotency_key()
     data = json_body(ReferralCreate())
     referral, created = service.create_referral(principal, data, key)
-    response = _referral_response(principal, referral.id, 201 if created else 200, False)
-    response.headers["Location"] = url_for(".get_referral", referral_id=referral.id)
+    referral_id = referral.id  # read before the commit expires it
+    response = _referral_response(principal, referral_id, 201 if created else 200, False)
+    response.headers["Location"] = url_for(".get_referral", referral_id=referral_id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -95,13 +97,13 @@ def referral_events(referral_id, principal):
 def change_status(referral_id, principal):
     expected = _expected_version()
     change = json_body(StatusChange())
-    service.change_status(principal, str(referral_id), expected, **change)
-    return _referral_response(principal, str(referral_id), audit_read=False)
+    changed = service.change_status(principal, str(referral_id), expected, **change)
+    return _referral_response(principal, changed.id, audit_read=False)
 
 
 @bp.post("/<uuid:referral_id>/consent/withdraw")
 @protected("referrals:write")
 def withdraw_consent(referral_id, principal):
     body = json_body(ConsentWithdrawal()) if request.content_length else {"erase": False}
-    service.withdraw_consent(principal, str(referral_id), **body)
-    return _referral_response(principal, str(referral_id), audit_read=False)
+    withdrawn = service.withdraw_consent(principal, str(referral_id), **body)
+    return _referral_response(principal, withdrawn.id, audit_read=False)

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import case, or_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -23,6 +22,7 @@ from ..federation import inbound
 from ..federation import outbox as forwards
 from ..messages import N_
 from ..pagination import paginate
+from ..persistence import insert_unless_taken
 from . import visibility
 from .models import (
     DECLINE_REASONS,
@@ -143,18 +143,48 @@ def _check_references(data):
 
 
 def create_referral(principal, data, idempotency_key=None):
-    """Send a referral; the same Idempotency-Key and body return the first referral again."""
+    """Send a referral; the same Idempotency-Key and body return the first referral again
+    (found only when the INSERT finds the key taken, or the body no longer passes the checks)."""
     digest = _digest(data)
-    if idempotency_key:
-        earlier = db.session.scalar(
-            db.select(Referral).filter_by(
-                sender_organization_id=principal.organization_id, idempotency_key=idempotency_key
-            )
-        )
-        if earlier is not None:
-            if earlier.request_digest != digest:
-                raise _field_error("Idempotency-Key", "This key was used for another request body.")
+    try:
+        referral = _new_referral(principal, data, idempotency_key, digest)
+    except (InvalidInput, Conflict):
+        if idempotency_key and (earlier := _sent_with(principal, idempotency_key, digest)):
             return earlier, False
+        raise
+    inserted = insert_unless_taken(referral, ["sender_organization_id", "idempotency_key"])
+    if inserted is None:
+        return _sent_with(principal, idempotency_key, digest), False
+    _event(inserted, "referral.created", principal, None, "sent")
+    if inserted.forwarding:
+        forwards.enqueue(inserted, "create")
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.created",
+        "referral",
+        inserted.id,
+        {"categories": inserted.categories_sent, "urgency": inserted.urgency},
+    )
+    db.session.flush()
+    return inserted, True
+
+
+def _sent_with(principal, idempotency_key, digest):
+    """The referral the sender sent earlier with this key, if any; a 422 if it was sent with
+    another body."""
+    earlier = db.session.scalar(
+        db.select(Referral).filter_by(
+            sender_organization_id=principal.organization_id, idempotency_key=idempotency_key
+        )
+    )
+    if earlier is not None and earlier.request_digest != digest:
+        raise _field_error("Idempotency-Key", "This key was used for another request body.")
+    return earlier
+
+
+def _new_referral(principal, data, idempotency_key, digest):
+    """The referral the request describes, checked and encrypted, not yet written."""
     moment = clock.now()
     service = db.session.get(  # not its seven collections: a referral needs none of them
         Service,
@@ -230,28 +260,7 @@ def create_referral(principal, data, idempotency_key=None):
         referral.eligibility_override_data = crypto.encrypt(
             override["reason"], f"{referral.id}:override"
         )
-    db.session.add(referral)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # Another request with the same Idempotency-Key won the race: answer as it did.
-        db.session.rollback()
-        if idempotency_key is None:
-            raise
-        return create_referral(principal, data, idempotency_key)
-    _event(referral, "referral.created", principal, None, "sent")
-    if referral.forwarding:
-        forwards.enqueue(referral, "create")
-    audit.record(
-        actor(principal),
-        principal.organization_id,
-        "referral.created",
-        "referral",
-        referral.id,
-        {"categories": referral.categories_sent, "urgency": referral.urgency},
-    )
-    db.session.flush()
-    return referral, True
+    return referral
 
 
 def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None, by=None):
