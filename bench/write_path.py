@@ -776,13 +776,13 @@ def run(args, database_url):
     )
     directory_search.build(engine, rows)
     directory = directory_search.index(engine, rows)
-    parties = make_parties(app)
     with tempfile.TemporaryDirectory(prefix="hub_bench_write_") as folder:
         bench = Bench(args, app, database_url, Path(folder))
         insert, bare_description = measure_bare(bench)
         rate = max(MIN_COPIES_PER_S, insert.throughput * COPIES_MARGIN)
         copies = math.ceil(rate * args.duration)
         with serve_hub(app, port, args.workers, Path(folder)) as stack:
+            parties = make_parties(app)  # its audit entries sealed by the worker, as any
             sent = prepare_hub(bench, stack, parties, directory, copies)
             seal, verified, verified_at_end = measure_hub(bench, stack, sent)
             described = [
