@@ -1,5 +1,7 @@
 """Writing rows whose uniqueness the database guards."""
 
+import functools
+
 from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -28,11 +30,15 @@ def insert_unless_taken(row, unique_columns):
         for column in inspect(model).column_attrs
         if column.key in row.__dict__
     }
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[db.session.get_bind().dialect.name]
-    statement = (
-        dialect.insert(model)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=unique_columns)
-        .returning(model)
+    dialect = db.session.get_bind().dialect.name
+    statement = _insert_unless_taken(model, tuple(unique_columns), dialect)
+    return db.session.scalars(statement, [values]).one_or_none()
+
+
+@functools.cache
+def _insert_unless_taken(model, unique_columns, dialect):
+    """The statement, made once: its values come as parameters, so it is compiled once too."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    return (
+        insert(model).on_conflict_do_nothing(index_elements=list(unique_columns)).returning(model)
     )
-    return db.session.scalar(statement)

@@ -15,6 +15,12 @@ from .schemas import ConsentWithdrawal, ListArgs, ReferralCreate, StatusChange
 bp = Blueprint("referrals_api", __name__, url_prefix="/api/v1/referrals")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 VERSION_TAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+# Made once: a schema's first use builds its nested schemas and copies its fields.
+REFERRAL_CREATE, STATUS_CHANGE, CONSENT_WITHDRAWAL = (
+    ReferralCreate(),
+    StatusChange(),
+    ConsentWithdrawal(),
+)
 
 
 def _idempotency_key():
@@ -60,7 +66,7 @@ def _referral_response(principal, referral_id, status=200, audit_read=True):
 @protected("referrals:write")
 def create_referral(principal):
     key = _idempotency_key()
-    data = json_body(ReferralCreate())
+    data = json_body(REFERRAL_CREATE)
     referral, created = service.create_referral(principal, data, key)
     referral_id = referral.id  # read before the commit expires it
     response = _referral_response(principal, referral_id, 201 if created else 200, False)
@@ -96,7 +102,7 @@ def referral_events(referral_id, principal):
 @protected("referrals:write")
 def change_status(referral_id, principal):
     expected = _expected_version()
-    change = json_body(StatusChange())
+    change = json_body(STATUS_CHANGE)
     changed = service.change_status(principal, str(referral_id), expected, **change)
     return _referral_response(principal, changed.id, audit_read=False)
 
@@ -104,6 +110,6 @@ def change_status(referral_id, principal):
 @bp.post("/<uuid:referral_id>/consent/withdraw")
 @protected("referrals:write")
 def withdraw_consent(referral_id, principal):
-    body = json_body(ConsentWithdrawal()) if request.content_length else {"erase": False}
+    body = json_body(CONSENT_WITHDRAWAL) if request.content_length else {"erase": False}
     withdrawn = service.withdraw_consent(principal, str(referral_id), **body)
     return _referral_response(principal, withdrawn.id, audit_read=False)
