@@ -213,10 +213,11 @@ def rotate_keys():
 @keys_group.command("rotate-data")
 @with_appcontext
 def rotate_data_keys():
-    """Re-encrypt personal data under DATA_ENCRYPTION_KEY_ID; old keys can then be removed."""
-    from .referrals.service import rotate_data_keys as rotate
+    """Re-encrypt personal data (referrals and their drafts) under DATA_ENCRYPTION_KEY_ID; old
+    keys can then be removed."""
+    from .referrals import drafts, service
 
-    changed = rotate()
+    changed = service.rotate_data_keys() + drafts.rotate_data_keys()
     db.session.commit()
     emit({"key_id": current_app.config["DATA_ENCRYPTION_KEY_ID"], "values_re_encrypted": changed})
 

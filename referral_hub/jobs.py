@@ -11,6 +11,7 @@ from .auth.revocation import purge_expired as purge_revocations
 from .directory import service as directory_service
 from .extensions import db, scheduler
 from .federation import sync as federation_sync
+from .referrals import drafts as referral_drafts
 from .referrals import service as referral_service
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,12 @@ def referral_deadlines():
     db.session.commit()
 
 
+def purge_expired_drafts():
+    """Delete referral drafts started more than 30 days ago."""
+    referral_drafts.purge_expired_drafts()
+    db.session.commit()
+
+
 def sync_peers():
     """Pull the directories of peer hubs whose sync is due."""
     federation_sync.sync_due()
@@ -56,6 +63,7 @@ JOBS = [
     (purge_expired_credentials, {"trigger": "interval", "minutes": 15}),
     (remind_unverified_services, {"trigger": "cron", "hour": 2}),
     (referral_deadlines, {"trigger": "interval", "minutes": 5}),
+    (purge_expired_drafts, {"trigger": "interval", "hours": 1}),
     (wake_dispatcher, {"trigger": "interval", "seconds": 5}),
     (sync_peers, {"trigger": "interval", "minutes": 1}),
 ]

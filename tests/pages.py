@@ -68,6 +68,14 @@ def send_referral(sender, service, **changes):
     return submit(sender, f"/services/{service.id}/refer", **{**REFERRAL_FORM, **changes})
 
 
+def save_draft(sender, service, **changes):
+    """Save the referral form of `service` as a draft at step 2; the draft's id."""
+    fields = {**REFERRAL_FORM, "step": "details", "go": "draft", **changes}
+    response = submit(sender, f"/services/{service.id}/refer", **fields)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return re.search(r"/drafts/([0-9a-f-]{36})", response.headers["Location"]).group(1)
+
+
 def referral_id_of(response):
     """The referral a response sends the browser to."""
     return re.search(r"/referrals/([0-9a-f-]{36})", response.headers["Location"]).group(1)

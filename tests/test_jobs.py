@@ -113,6 +113,7 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
         "purge_expired_credentials",
         "remind_unverified_services",
         "referral_deadlines",
+        "purge_expired_drafts",
         "wake_dispatcher",
         "sync_peers",
     }
@@ -124,6 +125,7 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
     assert every == {
         "purge_expired_credentials": timedelta(minutes=15),
         "referral_deadlines": timedelta(minutes=5),
+        "purge_expired_drafts": timedelta(hours=1),
         "wake_dispatcher": timedelta(seconds=5),
         "sync_peers": timedelta(minutes=1),  # each peer when its own PEER_SYNC_MINUTES are up
     }

@@ -8,7 +8,7 @@ from referral_hub.audit.models import PendingAuditEntry
 from referral_hub.extensions import db
 
 from .factories import PASSWORD, add_location, make_org, make_service, make_user, sign_in
-from .pages import referral_id_of, send_referral, signed_in, submit, text
+from .pages import referral_id_of, save_draft, send_referral, signed_in, submit, text
 from .test_pages_callbacks import add_subscription, delivery
 
 PUBLIC_PAGES = {"/login"}
@@ -154,12 +154,14 @@ def test_pages_about_one_record_are_light_and_labelled_with_data(app):
     )
     add_location(service, "Siem Reap centre", "Street 60, Siem Reap")
     referral_id = referral_id_of(send_referral(browser, service))
+    draft_id = save_draft(browser, service)
     subscription, _secret, _page = add_subscription(browser)
     delivery(subscription, "failed", 1, attempts=[(500, None, 120), (None, "timeout", 5000)])
     routes = [
         f"/services/{service.id}",
         f"/services/{service.id}/refer",
         f"/referrals/{referral_id}",
+        f"/drafts/{draft_id}",
         f"/callbacks/{subscription.id}",
         f"/admin/users/{colleague.id}",
         f"/curation/organizations/{receiver.id}",

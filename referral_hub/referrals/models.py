@@ -156,3 +156,25 @@ class Escalation(db.Model):
     reason: Mapped[str] = mapped_column(String(30), default="overdue")
     created_at = created_column()
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReferralDraft(db.Model):
+    """A referral form saved before sending, to resume later. Only its author reads it; every
+    part is encrypted like a referral's personal data (see drafts.py)."""
+
+    __tablename__ = "referral_drafts"
+    __table_args__ = (Index("ix_referral_drafts_author", "user_id", "created_at"),)
+
+    id: Mapped[str] = id_column()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(10))
+    # One AES-GCM envelope per part: the facts, the consent, then each personal category.
+    facts_data: Mapped[str | None] = mapped_column(Text)
+    consent_data: Mapped[str | None] = mapped_column(Text)
+    identity_data: Mapped[str | None] = mapped_column(Text)
+    contact_data: Mapped[str | None] = mapped_column(Text)
+    health_data: Mapped[str | None] = mapped_column(Text)
+    case_history_data: Mapped[str | None] = mapped_column(Text)
+    created_at = created_column()
+    updated_at = updated_column()

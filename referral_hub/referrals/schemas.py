@@ -56,10 +56,15 @@ class SubjectInput(Schema):
     health = fields.Nested(HealthData)
     case_history = fields.Nested(CaseHistoryData)
 
-    @validates_schema
-    def _age_or_birth_year(self, data, **_kwargs):
-        if "age" not in data and "birth_year" not in data:
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _age_or_birth_year(self, data, original, **_kwargs):
+        """Checked even when other fields are wrong, so a form marks every missing fact at once;
+        an age given but invalid has its own error already."""
+        if isinstance(original, dict) and not {"age", "birth_year"} & set(original):
             raise ValidationError({"birth_year": ["Give the subject's age or birth year."]})
+
+    @validates_schema
+    def _district_in_province(self, data, **_kwargs):
         if "district" in data and not data["district"].startswith(data.get("province", "")):
             raise ValidationError({"district": ["This district is not in that province."]})
 

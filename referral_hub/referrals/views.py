@@ -1,53 +1,26 @@
 """Caseworkers' pages: what needs my answer, sending a referral, one referral and its actions."""
 
 import uuid
-from datetime import UTC, datetime, time
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import get_timezone, to_utc
 from flask_babel import gettext as _
 from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
 
-from .. import clock
 from ..csrf import check_csrf
 from ..directory import service as directory
 from ..errors import Problem
 from ..extensions import db
-from ..web import forms, localize
+from ..web import localize
 from ..web.error_pages import page_blueprint
 from ..web.labels import status_labels
 from ..web.messages import translate
 from ..web.session import signed_in
-from . import service
+from . import drafts, form, service
 from .models import PERSONAL_CATEGORIES
 from .schemas import SUBJECT_SEXES, ListArgs, ReferralCreate, StatusChange
 
 bp = page_blueprint("referral_pages", __name__)
-LIST_FIELDS = ("needs", "consent.categories")
-RENAMED = {"service_id": "_form"}  # the service is the page itself, not a field on it
-# Form fields whose empty value means "not given" rather than "empty text".
-SUBJECT_FIELDS = (
-    "subject.sex",
-    "subject.age",
-    "subject.province",
-    "subject.district",
-    "subject.identity.given_name",
-    "subject.identity.family_name",
-    "subject.identity.date_of_birth",
-    "subject.contact.phone",
-    "subject.contact.address",
-    "subject.contact.caregiver_name",
-    "subject.contact.caregiver_phone",
-    "subject.health.notes",
-    "subject.health.disability",
-    "subject.case_history.reason",
-    "subject.case_history.risks",
-    "urgency",
-    "consent.given_by",
-    "consent.method",
-    "consent.justification",
-    "eligibility_override.reason",
-)
 
 
 def _names_for(referrals):
@@ -55,6 +28,13 @@ def _names_for(referrals):
         [r.service_id for r in referrals],
         [o for r in referrals for o in (r.sender_organization_id, r.receiver_organization_id)],
     )
+
+
+def _drafts_listed(principal, service_id=None, shown=None):
+    """The principal's drafts beside their services' names, but the one on the page."""
+    found = [d for d in drafts.list_drafts(principal, service_id) if d.id != shown]
+    names = directory.display_names([d.service_id for d in found])
+    return [(d, names.get(d.service_id, "")) for d in found]
 
 
 @bp.get("/home")
@@ -75,56 +55,37 @@ def home(principal):
         sent=sent,
         more_url=next_cursor and url_for(".home", cursor=next_cursor),
         names=_names_for([*awaiting, *working, *sent]),
+        drafts=_drafts_listed(principal),
+        draft_expires=drafts.expires_at,
     )
 
 
-def _local_moment(text, end_of_day=False):
-    """A time typed on the page, in the hub's timezone; left as typed if it is not one."""
-    try:
-        if end_of_day:
-            moment = datetime.combine(datetime.fromisoformat(text).date(), time(23, 59))
-        else:
-            moment = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    return to_utc(moment).replace(tzinfo=UTC).isoformat()
-
-
-def _set(data, dotted, value):
-    *parents, last = dotted.split(".")
-    for part in parents:
-        data = data.setdefault(part, {})
-    data[last] = value
-
-
-def referral_data(form, service_id):
-    """The form's fields as the API's referral body: the same schema checks both."""
-    data = {"service_id": service_id}
-    for name in SUBJECT_FIELDS:
-        if form.get(name, "").strip():
-            _set(data, name, form[name].strip())
-    for name in LIST_FIELDS:
-        _set(data, name, form.getlist(name))
-    consent = data.setdefault("consent", {})
-    consent["share_identity_with_government"] = (
-        form.get("consent.share_identity_with_government") == "yes"
-    )
-    if form.get("consent.obtained_at"):
-        consent["obtained_at"] = _local_moment(form["consent.obtained_at"])
-    if form.get("consent.expires_at"):
-        consent["expires_at"] = _local_moment(form["consent.expires_at"], end_of_day=True)
-    return data
-
-
-def _referral_form(found, values, errors, status=200):
+def _referral_form(principal, found, step, values, errors=None, status=200, draft=None):
+    """Step 1 (consent) or step 2 (the facts and the agreed categories) of the form."""
+    errors = form.errors_of_step(errors or {}, step)
+    choices = localize.area_and_category_choices()
+    chosen_needs = values.getlist("needs")
     page = render_template(
         "referrals/new.html",
         service=found,
+        step=step,
         values=values,
         errors=errors,
-        **localize.area_and_category_choices(),
+        carried=form.carried(values, step),
+        label=form.labels(),
+        linked=form.labels_on(step, values),
+        category_fields=form.CATEGORY_FIELDS,
+        need_options=[
+            (code, name)
+            for code, name in choices["categories"]
+            if code in found.category_codes or code in chosen_needs
+        ],
+        **choices,
         sexes=SUBJECT_SEXES,
         personal_categories=PERSONAL_CATEGORIES,
+        draft=draft,
+        drafts=_drafts_listed(principal, found.id, shown=draft and draft.id),
+        draft_expires=drafts.expires_at,
     )
     return page, status
 
@@ -133,40 +94,82 @@ def _referral_form(found, values, errors, status=200):
 @signed_in("caseworker", "org_admin")
 def new_referral(service_id, principal):
     found = directory.get_service(str(service_id))
-    now = clock.now().astimezone(get_timezone())
-    values = {
-        "idempotency_key": uuid.uuid4().hex,
-        "urgency": "normal",
-        "needs": found.category_codes,
-        "consent.obtained_at": now.strftime("%Y-%m-%dT%H:%M"),
-    }
-    return _referral_form(found, values, {})
+    values = MultiDict(
+        {
+            "idempotency_key": uuid.uuid4().hex,
+            "urgency": "normal",
+            "consent.obtained_at": form.local_now(),
+        }
+    )
+    values.setlist("needs", found.category_codes)
+    return _referral_form(principal, found, "consent", values)
 
 
 @bp.post("/services/<uuid:service_id>/refer")
 @signed_in("caseworker", "org_admin")
 def send_referral(service_id, principal):
+    """One form, four buttons: continue to step 2, back to step 1, save a draft, send."""
     check_csrf()
     found = directory.get_service(str(service_id))
+    values = form.values_of(request.form)
+    step = request.form.get("step") if request.form.get("step") in form.STEPS else "consent"
+    go = request.form.get("go", "send")
+    if go == "draft":
+        return _save_draft(principal, found, step, values)
+    if go == "consent":
+        return _referral_form(principal, found, "consent", values)
     try:
-        data = ReferralCreate().load(referral_data(request.form, str(service_id)))
-        referral, _created = service.create_referral(
-            principal, data, request.form.get("idempotency_key") or None
-        )
-    except ValidationError as exc:
+        if go == "details":
+            ReferralCreate(only=("consent",)).load(form.referral_data(values, found.id))
+            return _referral_form(principal, found, "details", values)
+        data = ReferralCreate().load(form.referral_data(values, str(service_id)))
+        referral, _created = service.create_referral(principal, data, values.get("idempotency_key"))
+    except (ValidationError, Problem) as exc:
         db.session.rollback()
-        return _referral_form(found, request.form, forms.form_errors(exc, RENAMED), 422)
-    except Problem as problem:
-        db.session.rollback()
-        return _referral_form(
-            found, request.form, forms.form_errors(problem, RENAMED), problem.status
-        )
+        errors = form.page_errors(exc)
+        status = exc.status if isinstance(exc, Problem) else 422
+        return _referral_form(principal, found, form.step_to_show(errors), values, errors, status)
+    if values.get("draft_id"):
+        drafts.discard_draft(principal, values["draft_id"])
     db.session.commit()
     flash(
         _("The referral was sent. %(name)s will be told now.", name=found.organization.name),
         "success",
     )
     return redirect(url_for(".referral_page", referral_id=referral.id))
+
+
+def _save_draft(principal, found, step, values):
+    draft = drafts.save_draft(
+        principal, found.id, step, form.draft_values(values), values.get("draft_id")
+    )
+    db.session.commit()
+    flash(_("Draft saved. Only you can see it."), "success")
+    return redirect(url_for(".resume_draft", draft_id=draft.id))
+
+
+@bp.get("/drafts/<uuid:draft_id>")
+@signed_in("caseworker", "org_admin")
+def resume_draft(draft_id, principal):
+    draft, saved = drafts.read_draft(principal, str(draft_id))
+    found = directory.get_service(draft.service_id)
+    values = form.values_of(MultiDict([(k, v) for k, vs in saved.items() for v in _listed(vs)]))
+    values["draft_id"] = draft.id
+    return _referral_form(principal, found, draft.step, values, draft=draft)
+
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+@bp.post("/drafts/<uuid:draft_id>/discard")
+@signed_in("caseworker", "org_admin")
+def discard_draft(draft_id, principal):
+    check_csrf()
+    drafts.discard_draft(principal, str(draft_id))
+    db.session.commit()
+    flash(_("Draft deleted."), "success")
+    return redirect(url_for(".home"))
 
 
 @bp.get("/referrals/<uuid:referral_id>")

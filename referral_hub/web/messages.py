@@ -62,6 +62,7 @@ SHOWN_ON_PAGES = (
     _l("No such service."),
     _l("No such organisation."),
     _l("No such referral."),
+    _l("No such draft."),
     _l("The first day is after the last day."),
     _l("Choose a period of at most ten years."),
     _l("The name is empty."),
