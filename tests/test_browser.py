@@ -117,25 +117,27 @@ def test_a_referral_goes_from_caseworker_a_to_b_and_the_focal_point_counts_it(
     assert "Water Lily Youth Detox" in results.first.inner_text()
     results.first.locator(f'a[href="/services/{service.id}/refer"]').click()
 
-    form = a.page.locator("main form")
-    form.locator('input[name="urgency"][value="high"]').check()
+    # Consent first: what the guardian agreed to share, then only those categories.
+    a.page.select_option('select[name="consent.given_by"]', "guardian")
+    a.page.select_option('select[name="consent.method"]', "thumbprint")
+    a.page.locator('input[name="consent.categories"][value="identity"]').check()
+    a.page.locator('input[name="consent.categories"][value="contact"]').check()
+    a.shot("a-referral-consent")
+    a.page.locator('button[name="go"][value="details"]').click()
+    a.page.locator('input[name="urgency"][value="high"]').check()
     a.page.select_option('select[name="subject.sex"]', "male")
     a.page.fill('input[name="subject.age"]', "16")
-    a.page.select_option('select[name="subject.province"]', "17")
     a.page.fill('input[name="subject.identity.given_name"]', GIVEN_NAME)
     a.page.fill('input[name="subject.identity.family_name"]', FAMILY_NAME)
     a.page.fill('input[name="subject.contact.phone"]', PHONE)
-    a.page.select_option('select[name="consent.given_by"]', "guardian")
-    a.page.select_option('select[name="consent.method"]', "thumbprint")
     a.shot("a-referral-form")
-    form.locator('button[type="submit"]').click()
-    # Identity is filled but not consented to: the form comes back with the error beside it.
-    assert a.page.locator('[id="consent.categories-error"]').is_visible()
+    a.page.locator('button[name="go"][value="send"]').click()
+    # The province is missing: the form comes back with the error beside it, the rest kept.
+    assert a.page.locator('[id="subject.province-error"]').is_visible()
     assert a.page.locator('input[name="subject.identity.given_name"]').input_value() == GIVEN_NAME
     a.shot("a-form-error-kept")
-    a.page.locator('input[name="consent.categories"][value="identity"]').check()
-    a.page.locator('input[name="consent.categories"][value="contact"]').check()
-    a.page.locator("main form button[type=submit]").last.click()
+    a.page.select_option('select[name="subject.province"]', "17")
+    a.page.locator('button[name="go"][value="send"]').click()
     a.page.wait_for_url(re.compile(r"/referrals/"))
     a.shot("a-referral-sent")
     referral_id = a.page.url.rsplit("/", 1)[1]

@@ -39,25 +39,28 @@ def _kept():
     return ReferralDraft.created_at > clock.now() - KEPT_FOR
 
 
-def _own(principal, draft_id):
-    """The principal's own draft; anyone else's, or one past its days, is not found."""
-    draft = db.session.scalar(
+def _mine(principal, draft_id):
+    """The principal's own draft, not past its days; else None, whoever else's it is."""
+    return db.session.scalar(
         db.select(ReferralDraft).where(
             ReferralDraft.id == draft_id, ReferralDraft.user_id == principal.user_id, _kept()
         )
     )
+
+
+def _own(principal, draft_id):
+    """The principal's own draft; anyone else's, or one past its days, is not found."""
+    draft = _mine(principal, draft_id)
     if draft is None:
         raise NotFound("No such draft.")
     return draft
 
 
 def save_draft(principal, service_id, step, values, draft_id=None):
-    """Keep the form as typed: a new draft, or the principal's draft `draft_id` replaced."""
-    if draft_id:
-        draft = _own(principal, draft_id)
-        if draft.service_id != service_id:
-            raise NotFound("No such draft.")
-    else:
+    """Keep the form as typed: the principal's draft `draft_id` replaced, or a new draft when
+    there is none (or it has gone meanwhile: what was typed is never lost)."""
+    draft = _mine(principal, draft_id) if draft_id else None
+    if draft is None or draft.service_id != service_id:
         draft = ReferralDraft(user_id=principal.user_id, service_id=service_id, step=step)
         db.session.add(draft)
         db.session.flush()  # gives the id the envelopes are bound to
@@ -94,6 +97,12 @@ def list_drafts(principal, service_id=None):
 def discard_draft(principal, draft_id):
     db.session.delete(_own(principal, draft_id))
     db.session.flush()
+
+
+def sent(principal, draft_id):
+    """The draft became a referral: it goes, if it is still there."""
+    mine = ReferralDraft.id == draft_id, ReferralDraft.user_id == principal.user_id
+    db.session.execute(db.delete(ReferralDraft).where(*mine))
 
 
 def purge_expired_drafts():

@@ -172,7 +172,11 @@ def values_of(form):
 
 def draft_values(values):
     """The fields as a draft keeps them: lists for the lists, text for the rest."""
-    return {name: values.getlist(name) if name in LIST_FIELDS else values[name] for name in values}
+    return {
+        name: values.getlist(name) if name in LIST_FIELDS else values[name]
+        for name in values
+        if name != "draft_id"
+    }
 
 
 def shown_on(step):

@@ -118,11 +118,12 @@ def send_referral(service_id, principal):
         return _save_draft(principal, found, step, values)
     if go == "consent":
         return _referral_form(principal, found, "consent", values)
+    body = form.referral_data(values, found.id)
     try:
         if go == "details":
-            ReferralCreate(only=("consent",)).load(form.referral_data(values, found.id))
+            ReferralCreate(only=("consent",)).load({"consent": body["consent"]})
             return _referral_form(principal, found, "details", values)
-        data = ReferralCreate().load(form.referral_data(values, str(service_id)))
+        data = ReferralCreate().load(body)
         referral, _created = service.create_referral(principal, data, values.get("idempotency_key"))
     except (ValidationError, Problem) as exc:
         db.session.rollback()
@@ -130,7 +131,7 @@ def send_referral(service_id, principal):
         status = exc.status if isinstance(exc, Problem) else 422
         return _referral_form(principal, found, form.step_to_show(errors), values, errors, status)
     if values.get("draft_id"):
-        drafts.discard_draft(principal, values["draft_id"])
+        drafts.sent(principal, values["draft_id"])
     db.session.commit()
     flash(
         _("The referral was sent. %(name)s will be told now.", name=found.organization.name),
