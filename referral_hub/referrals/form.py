@@ -179,6 +179,12 @@ def draft_values(values):
     }
 
 
+def values_of_draft(saved):
+    """A draft's fields as the form's values."""
+    listed = {name: value if isinstance(value, list) else [value] for name, value in saved.items()}
+    return values_of(MultiDict([(name, item) for name, items in listed.items() for item in items]))
+
+
 def shown_on(step):
     """The fields step 1 or step 2 shows."""
     if step == "consent":

@@ -154,13 +154,9 @@ def _save_draft(principal, found, step, values):
 def resume_draft(draft_id, principal):
     draft, saved = drafts.read_draft(principal, str(draft_id))
     found = directory.get_service(draft.service_id)
-    values = form.values_of(MultiDict([(k, v) for k, vs in saved.items() for v in _listed(vs)]))
+    values = form.values_of_draft(saved)
     values["draft_id"] = draft.id
     return _referral_form(principal, found, draft.step, values, draft=draft)
-
-
-def _listed(value):
-    return value if isinstance(value, list) else [value]
 
 
 @bp.post("/drafts/<uuid:draft_id>/discard")
