@@ -16,6 +16,7 @@ MENU = [
     ("peer_pages.peers", _l("Peer hubs"), ("coordinator",)),
     ("audit_pages.log", _l("Audit log"), ("coordinator",)),
     ("report_pages.dashboard", _l("Dashboard"), ("focal_point", "coordinator")),
+    ("auth_pages.profile", _l("Your profile"), ANY_ROLE),
 ]
 
 
