@@ -52,7 +52,7 @@ def test_a_caseworker_without_a_phone_is_named_and_the_page_says_so(app):
 
 
 def test_the_profile_page_saves_a_phone_and_refuses_letters(app):
-    browser, user = signed_in(app)
+    browser, user = signed_in(app, language="en")
     response = submit(browser, "/account", name="Sophea", phone="call me maybe")
     assert response.status_code == 422
     assert 'id="phone-error"' in text(response) and 'value="call me maybe"' in text(response)
@@ -63,7 +63,7 @@ def test_the_profile_page_saves_a_phone_and_refuses_letters(app):
 
 
 def test_an_admin_gives_a_colleague_a_phone(app):
-    admin, me = signed_in(app, ["org_admin"])
+    admin, me = signed_in(app, ["org_admin"], language="en")
     colleague = make_user(directory.get_organization(me.organization_id))
     page = f"/admin/users/{colleague.id}"
     response = submit(admin, page, f"{page}/contact", name="Dara", phone="+855 97 111 222")
@@ -133,6 +133,7 @@ def test_home_lists_only_the_referrals_assigned_to_me_when_asked(app):
     me = _colleague_of(receiver_org, name="Me Myself")
     browser = app.test_client()
     sign_in(browser, me.email)
+    browser.set_cookie("hub_lang", "en")
     url = f"/referrals/{mine_id}"
     submit(receiver, url, f"{url}/assignment", user_id=me.id)
 
@@ -150,7 +151,7 @@ def test_a_service_without_phone_or_email_says_whom_to_ask(app):
     _colleague_of(coordinator_org, roles=("coordinator",), name="Bopha", phone="+855 23 999 000")
     owner = make_org()
     silent = make_service(owner, name="Silent Shelter")
-    browser, _ = signed_in(app)
+    browser, _ = signed_in(app, language="en")
     page = text(browser.get(f"/services/{silent.id}"))
     assert "The directory has no phone or email for this service yet." in page
     assert "Bopha" in page and '<a href="tel:+85523999000">' in page
@@ -167,7 +168,7 @@ def test_on_a_referral_the_service_falls_back_to_its_organisation_then_the_coord
     desk = text(receiver.get(url)).split('id="service-contact"')[1].split("</dd>")[0]
     assert "Ask the network coordinator" in desk and '<a href="tel:+85523999000">' in desk
 
-    coordinator, _ = signed_in(app, ["coordinator"], organization=coordinator_org)
+    coordinator, _ = signed_in(app, ["coordinator"], organization=coordinator_org, language="en")
     page = f"/curation/organizations/{referral.receiver_organization_id}"
     organization = _organization_of(referral, "receiver")
     fields = {"name": organization.name, "status": "active", "email": "desk@waterlily.example.org"}
@@ -235,7 +236,7 @@ def test_the_referral_page_shows_the_reference_and_home_finds_it(app):
         found = browser.get("/home", query_string={"reference": f" {reference.lower()} "})
         assert found.status_code == 302
         assert found.headers["Location"].endswith(f"/referrals/{referral_id}")
-    stranger, _ = signed_in(app)
+    stranger, _ = signed_in(app, language="en")
     missing = stranger.get("/home", query_string={"reference": reference})
     assert missing.status_code == 404 and reference in text(missing)
     assert referral_id not in text(missing)
