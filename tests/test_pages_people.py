@@ -11,7 +11,7 @@ from referral_hub.referrals.models import Referral
 
 from .factories import make_org, make_service, make_user, sign_in
 from .pages import referral_id_of, send_referral, signed_in, submit, text, two_partners
-from .referral_fixtures import FAMILY_NAME, GIVEN_NAME
+from .referral_fixtures import FAMILY_NAME, GIVEN_NAME, client_party, referral_body, send
 
 
 def _sent(app):
@@ -240,3 +240,17 @@ def test_the_referral_page_shows_the_reference_and_home_finds_it(app):
     missing = stranger.get("/home", query_string={"reference": reference})
     assert missing.status_code == 404 and reference in text(missing)
     assert referral_id not in text(missing)
+
+
+def test_a_referral_sent_by_a_case_system_says_so_and_gives_the_organisations_numbers(app, client):
+    sender_org, receiver_org = make_org(), make_org()
+    detox = make_service(receiver_org, categories=["detox"], minimum_age=10, maximum_age=18)
+    coordinator, _ = signed_in(app, ["coordinator"], language="en")
+    page = f"/curation/organizations/{sender_org.id}"
+    submit(coordinator, page, name=sender_org.name, status="active", phone="023 555 666")
+    response = send(client, client_party(client, sender_org), referral_body(detox.id))
+    receiver, _ = signed_in(app, organization=receiver_org, language="en")
+    page = text(receiver.get(f"/referrals/{response.get_json()['id']}"))
+    sent_by = page.split('id="sender-contact"')[1].split("</dd>")[0]
+    assert "case system, not by a person." in sent_by
+    assert sender_org.name in sent_by and '<a href="tel:023555666">' in sent_by

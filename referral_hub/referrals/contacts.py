@@ -29,7 +29,7 @@ def person(user):
     """A user as partners see them; no user (a system sent it), None."""
     if user is None:
         return None
-    return Reachable(user.name or user.email, (user.phone,) if user.phone else (), (user.email,))
+    return Reachable(user.name, (user.phone,) if user.phone else (), (user.email,))
 
 
 def user_of(actor):
