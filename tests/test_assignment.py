@@ -51,6 +51,7 @@ def test_the_receiver_assigns_reassigns_and_unassigns_and_each_is_audited(client
     response = assign(client, receiver, referral, net["caseworker"].id)
     assert response.status_code == 200, response.get_json()
     assert response.headers["ETag"] == f'"{referral["version"] + 1}"'
+    assert response.get_json()["assigned_to_user_id"] == net["caseworker"].id
     assert assignee_of(referral) == net["caseworker"].id
 
     assert assign(client, receiver, referral, net["colleague"].id).status_code == 200

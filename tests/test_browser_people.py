@@ -27,8 +27,6 @@ def _sent(service, sender):
     """A referral the sender sent, as the form would send it."""
     data = ReferralCreate().load(referral_body(service.id))
     referral, _ = referrals.create_referral(principal_of(sender), data)
-    if referral.reference is None:  # before the hub numbers referrals itself
-        referral.reference = "WLR-26-0001"
     db.session.commit()
     return referral
 

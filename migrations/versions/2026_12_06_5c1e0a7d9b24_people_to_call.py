@@ -4,7 +4,7 @@ Write migrations that never lock a busy table for long and that the code one
 version back can still run against (add first, remove a release later).
 
 Revision ID: 5c1e0a7d9b24
-Revises: 8d79af151976
+Revises: 3ed56a8f489c
 Create Date: 2026-12-06 15:00:00.000000
 
 """

@@ -25,7 +25,7 @@ from ..federation import outbox as forwards
 from ..messages import N_
 from ..pagination import paginate
 from ..persistence import insert_unless_taken
-from . import visibility
+from . import references, visibility
 from .models import (
     DECLINE_REASONS,
     OPEN_STATUSES,
@@ -155,8 +155,10 @@ def create_referral(principal, data, idempotency_key=None):
         if idempotency_key and (earlier := _sent_with(principal, idempotency_key, digest)):
             return earlier, False
         raise
+    referral.reference = references.next_reference(principal.organization_id)
     inserted = insert_unless_taken(referral, ["sender_organization_id", "idempotency_key"])
     if inserted is None:
+        db.session.rollback()  # the reference's number is given back
         return _sent_with(principal, idempotency_key, digest), False
     _event(inserted, "referral.created", principal, None, "sent")
     if inserted.forwarding:
@@ -402,6 +404,8 @@ def list_referrals(principal, filters, page_args):
         query = query.where(late if filters["overdue"] else ~late)
     if filters.get("updated_since"):
         query = query.where(Referral.updated_at >= filters["updated_since"])
+    if filters.get("reference"):
+        query = query.where(Referral.reference == filters["reference"])
     if filters.get("assigned_to"):
         query = query.where(Referral.assigned_to_user_id == filters["assigned_to"])
     return paginate(
@@ -436,11 +440,13 @@ def awaiting_answer(principal, limit=100, assigned_to=None):
 
 
 def find_by_reference(principal, reference):
-    """The referral quoted on the phone, if the principal may know of it; None otherwise."""
+    """The referral quoted on the phone (as typed: spaces, lower case), if the principal may
+    know of it; None otherwise."""
+    stored = references.normalized(reference)
+    if stored is None:
+        return None
     return db.session.scalar(
-        db.select(Referral).where(
-            Referral.reference == reference.strip().upper(), visibility.known_to(principal)
-        )
+        db.select(Referral).where(Referral.reference == stored, visibility.known_to(principal))
     )
 
 
