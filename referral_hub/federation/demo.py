@@ -7,6 +7,7 @@ process with job ids named after their functions, so two hubs in one process wou
 other's jobs; separate processes need no change to the jobs and keep each hub's state (keys,
 caches, sessions) its own. This process peers them once both answer, then waits."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -161,9 +162,14 @@ def _walk(phnom_penh, siem_reap):
 def reset(host, ports):
     """Delete both networks' SQLite files, unless a demo is using them: the next start loads
     fresh demo data and peers the hubs again."""
-    for each, port in zip(NETWORKS, ports, strict=True):
-        database = sqlite_path(settings(each, host, port)["SQLALCHEMY_DATABASE_URI"])
-        with DatabaseLock(database):
+    databases = [
+        sqlite_path(settings(each, host, port)["SQLALCHEMY_DATABASE_URI"])
+        for each, port in zip(NETWORKS, ports, strict=True)
+    ]
+    with contextlib.ExitStack() as locks:
+        for database in databases:  # both, or neither
+            locks.enter_context(DatabaseLock(database))
+        for database in databases:
             delete_database(database)
 
 
