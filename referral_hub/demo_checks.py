@@ -1,12 +1,16 @@
 """What `referral-hub demo` makes sure of before it loads anything: its port is free, and no
 other demo uses its SQLite file. Also what it prints of its database, and how it resets it."""
 
-import fcntl
 import os
 import socket
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks there; the demo runs unguarded
+    fcntl = None
 
 
 class DemoRefused(Exception):
@@ -53,6 +57,8 @@ class DatabaseLock:
         self.handle = None
 
     def acquire(self):
+        if fcntl is None:
+            return
         while True:
             handle = open(self.path, "a+")  # noqa: SIM115 (held open while the demo runs)
             try:

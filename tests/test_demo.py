@@ -165,6 +165,7 @@ def test_the_demo_console_is_quiet_and_plain(demo):
     assert f" * Running on {demo['url']}\n" in console
     assert "\x1b" not in console and "\\u001b" not in console
     assert "apscheduler" not in console and "Running job" not in console
+    assert '"level": "WARNING"' not in console  # e.g. the demo data's audit entries
     assert demo["printed"]["database"] == f"sqlite:///{demo['instance'] / 'referral_hub.sqlite'}"
     assert "--reset" in demo["printed"]["reset"]
 
