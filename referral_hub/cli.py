@@ -295,6 +295,9 @@ def demo(host, port, no_serve, reset, federation, peer_port, network):
         raise click.ClickException(str(exc)) from None
 
 
+RESET_HINT = "referral-hub demo --reset deletes this database and starts afresh"
+
+
 def _demo_hub(host, port, no_serve, reset, network_slug):
     """One demo hub: the hub of this machine, or one network's of the federation demo."""
     from flask_migrate import upgrade
@@ -332,7 +335,7 @@ def _demo_hub(host, port, no_serve, reset, network_slug):
                     "password": demo_data.DEMO_PASSWORD,
                 },
                 "get_a_token": demo_data.token_command(issuer, network.clients[0]),
-                "reset": "referral-hub demo --reset deletes this database and starts afresh",
+                **({"reset": RESET_HINT} if database else {}),
             }
         )
         if no_serve:
