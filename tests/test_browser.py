@@ -166,11 +166,33 @@ def test_a_referral_goes_from_caseworker_a_to_b_and_the_focal_point_counts_it(
     assert GIVEN_NAME not in dashboard and FAMILY_NAME not in dashboard
     by_status = focal.page.locator('section[aria-labelledby="status-heading"] tbody tr')
     cells = [[td.text_content() for td in row.locator("td").all()] for row in by_status.all()]
-    counts = dict(cells)
-    assert counts.pop(_in(language, "Accepted")) == "1"
-    assert set(counts.values()) == {"0"}  # the one referral is counted once, as accepted
+    assert dict(cells) == {_in(language, "Accepted"): "1"}  # counted once; zero rows folded
+    assert focal.page.locator('section[aria-labelledby="status-heading"] .zeros').count() == 1
+    _assert_charts_fill_their_column_with_readable_labels(focal.page)
     for person in (a, b, focal):
         person.context.close()
+
+
+CHART_MEASURES = """() => [...document.querySelectorAll('svg.chart')].map(svg => ({
+    width: svg.getBoundingClientRect().width,
+    column: svg.parentElement.parentElement.getBoundingClientRect().width,
+    labels: [...svg.querySelectorAll('text')].map(text => ({
+        font: parseFloat(getComputedStyle(text).fontSize),
+        drawn: text.getBoundingClientRect().height,
+    })),
+}))"""
+
+
+def _assert_charts_fill_their_column_with_readable_labels(page):
+    """Every chart as wide as its section, every label drawn at least 14 px tall at 360 px."""
+    assert page.viewport_size["width"] == 360
+    charts = page.evaluate(CHART_MEASURES)
+    assert len(charts) >= 3
+    for chart in charts:
+        assert chart["width"] >= chart["column"] - 1, chart
+        assert chart["labels"], chart
+        for label in chart["labels"]:
+            assert label["font"] >= 14 and label["drawn"] >= 14, (chart, label)
 
 
 @pytest.mark.parametrize("language", ["en", "km"])
