@@ -1,8 +1,8 @@
 """Network figures for coordinators and focal points: counts and times, never a person.
 
 Every figure is over the referrals the principal may know exist (visibility.known_to: the
-whole network for coordinators, a focal point's provinces and own organisation) sent within
-the period. Only codes, organisation names and numbers come out.
+whole network for coordinators; for a focal point, children from its provinces, services in
+its provinces and its own organisation) sent within the period. Only codes, organisation names and numbers come out.
 """
 
 import statistics
