@@ -2,7 +2,8 @@
 
 Every figure is over the referrals the principal may know exist (visibility.known_to: the
 whole network for coordinators; for a focal point, children from its provinces, services in
-its provinces and its own organisation) sent within the period. Only codes, organisation names and numbers come out.
+its provinces and its own organisation) sent within the period. Only codes, organisation
+names and numbers come out.
 """
 
 import statistics
