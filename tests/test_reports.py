@@ -4,7 +4,7 @@ import csv
 import io
 import re
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from babel.dates import format_date
 
@@ -334,3 +334,27 @@ def test_the_monthly_report_as_a_pdf_in_english_and_khmer(app, client):
     assert re.search(rb"<17[89A-Fa-f][0-9A-Fa-f]>", inside)
     khmer_month = format_date(clock.now(), "MMMM y", locale="km").encode("utf-16-be").hex()
     assert khmer_month.encode() in inside.lower()
+
+
+def test_the_printed_month_shows_its_times_and_the_months_before_it(app, client):
+    """Sent on 10 January, received 2 hours later and accepted 30 hours after sending: the
+    report for January shows both times and says that August to December had no referral."""
+    parties = network(app, client)
+    sent_at = datetime(2026, 1, 10, 2, tzinfo=UTC)
+    clock.freeze(sent_at)
+    try:
+        referral = _sent(client, parties)
+        clock.freeze(sent_at + timedelta(hours=2))
+        referral = move(client, parties["receiver"], referral, "received").get_json()
+        clock.freeze(sent_at + timedelta(hours=30))
+        move(client, parties["receiver"], referral, "accepted")
+        browser, _ = signed_in(app, ["coordinator"], language="en")
+        page = text(browser.get("/reports/print?month=2026-01"))
+    finally:
+        clock.freeze(None)
+    receipt = page.split('id="times-receive-table"')[1].split("</table>")[0]
+    acceptance = page.split('id="times-accept-table"')[1].split("</table>")[0]
+    assert '<th scope="row">January 2026</th><td>2 hours</td><td>2 hours</td>' in receipt
+    assert "<td>30 hours</td><td>30 hours</td>" in acceptance
+    assert "No referrals were sent in: August 2025, September 2025, October 2025, " in page
+    assert 'id="figure-total">1</dd>' in page

@@ -9,7 +9,7 @@ from markupsafe import Markup
 FONT_PX = 16
 LABEL_CHARS = 34
 BAR_PX = 18
-LEGEND_PX = FONT_PX + 8
+LEGEND_PX = FONT_PX + 10  # one series a line: Khmer names are long
 BAR_SPAN = 80  # percent of the width for the longest bar; the rest holds its value
 COLORS = ("#114b5f", "#2e7d32", "#8a5a00")
 
@@ -54,20 +54,24 @@ def bar_chart(chart_id, title, rows, format_value=str):
 
 def grouped_bar_chart(chart_id, title, rows, series, format_value=str):
     """Per (label, [value per series]) row, one bar for each series under the label. With
-    more than one series a legend comes first, each series in its own colour."""
+    more than one series a legend comes first, a line for each series in its own colour."""
     peak = max((value for _label, values in rows for value in values), default=0) or 1
-    legend = len(series) > 1
+    legend = series if len(series) > 1 else []
     row_px = FONT_PX + 8 + len(series) * (BAR_PX + 4) + 4
-    top = LEGEND_PX if legend else 0
+    top = LEGEND_PX * len(legend) + (8 if legend else 0)
     parts = [_open(chart_id, title, top + row_px * len(rows) + 4)]
-    if legend:
-        for index, name in enumerate(series):
-            parts.append(
-                Markup(
-                    '<rect x="{x}%" y="2" width="14" height="14" fill="{color}"/>'
-                    '<text x="{x}%" dx="20" y="15" fill="currentColor">{name}</text>'
-                ).format(x=index * 100 // len(series), color=COLORS[index], name=name)
+    for index, name in enumerate(legend):
+        parts.append(
+            Markup(
+                '<rect x="0" y="{y}" width="14" height="14" fill="{color}"/>'
+                '<text x="20" y="{text_y}" fill="currentColor">{name}</text>'
+            ).format(
+                y=index * LEGEND_PX + 4,
+                text_y=index * LEGEND_PX + 17,
+                color=COLORS[index],
+                name=name,
             )
+        )
     for label, values in rows:
         described = ", ".join(
             f"{name}: {format_value(value)}" for name, value in zip(series, values, strict=True)

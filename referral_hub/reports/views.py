@@ -119,15 +119,13 @@ def _trend(figures):
         {
             **month,
             "name": _month_name(month["month"]),
-            "times": [
-                _duration(month[key])
-                for key in (
-                    "median_hours_to_receive",
-                    "p90_hours_to_receive",
-                    "median_hours_to_accept",
-                    "p90_hours_to_accept",
+            "times": {
+                step: (
+                    _duration(month[f"median_hours_to_{step}"]),
+                    _duration(month[f"p90_hours_to_{step}"]),
                 )
-            ],
+                for step in ("receive", "accept")
+            },
         }
         for month in figures["by_month"]
     ]
