@@ -270,3 +270,17 @@ def test_a_percentile_of_one_answer_is_that_answer_and_of_none_is_none():
     assert reports._percentile_90([]) is None
     assert reports._percentile_90([1.0, 2.0]) == 1.9
     assert reports._percentile_90([3.0, 1.0, 2.0, 10.0, 4.0]) == 7.6
+
+
+def test_reasons_are_given_to_a_focal_point_only_not_to_one_who_is_also_coordinator(frozen):
+    frozen(JANUARY)
+    day = date(2026, 1, 10)
+    for roles, reach in (
+        (
+            ["focal_point"],
+            [{"code": "child_province", "count": 0}, {"code": "service_province", "count": 0}],
+        ),
+        (["focal_point", "coordinator"], []),
+    ):
+        reader = principal_of(make_user(make_org(), roles=roles, provinces=["17"]))
+        assert reports.summary(reader, day, day, ZONE)["by_reach"] == reach
