@@ -257,3 +257,23 @@ def test_signing_in_and_moving_around_works_with_the_keyboard_alone(app, live_se
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/find$"))
     context.close()
+
+
+def test_the_monthly_report_prints_on_a4_paper(app, live_server, browser):
+    """Chromium's own Print gives A4 pages (595 x 842 pt) from the report's print stylesheet,
+    without the links meant for the screen."""
+    _service, people = _network()
+    shots = ARTIFACTS / "monthly-report"
+    for old in shots.glob("*.png"):
+        old.unlink()
+    focal = Person(browser, live_server, people["focal"], "en", shots)
+    focal.sign_in()
+    assert urlsplit(focal.page.url).path == "/reports"  # a focal point lands on the dashboard
+    focal.page.goto(live_server + "/reports/print")
+    focal.shot("print-page")
+    focal.page.emulate_media(media="print")
+    assert not focal.page.locator(".screen-only").is_visible()
+    paper = focal.page.pdf(prefer_css_page_size=True)
+    sizes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", paper)
+    assert sizes and {(round(float(w)), round(float(h))) for w, h in sizes} == {(595, 842)}
+    focal.context.close()
