@@ -358,3 +358,26 @@ def test_the_printed_month_shows_its_times_and_the_months_before_it(app, client)
     assert "<td>30 hours</td><td>30 hours</td>" in acceptance
     assert "No referrals were sent in: August 2025, September 2025, October 2025, " in page
     assert 'id="figure-total">1</dd>' in page
+
+
+def test_a_long_period_shows_its_last_twelve_months_and_the_csv_has_every_month(app, client):
+    parties = network(app, client)
+    try:
+        for month in range(1, 15):  # January 2025 to February 2026
+            clock.freeze(datetime(2025 + (month - 1) // 12, (month - 1) % 12 + 1, 15, tzinfo=UTC))
+            _sent(client, parties)
+    finally:
+        clock.freeze(None)
+    browser, _ = signed_in(app, ["coordinator"], language="en")
+    period = "from=2025-01-01&to=2026-02-28"
+    page = text(browser.get(f"/reports?{period}"))
+    trend = page.split('id="trend-table"')[1].split("</table>")[0]
+    assert trend.count('<th scope="row">') == 12 and "March 2025" in trend
+    assert "February 2025" not in trend and 'id="trend-cut"' in page
+    assert _figure(page, "total") == "14"
+    csv_rows = list(csv.reader(io.StringIO(text(browser.get(f"/reports/figures.csv?{period}")))))
+    sent = [row[1:] for row in csv_rows if row[0] == "month_sent"]
+    assert len(sent) == 14 and sent[0] == ["2025-01", "January 2025", "1"]
+    assert ["month_median_hours_to_receive", "2025-01", "January 2025", ""] in csv_rows
+    short = text(browser.get("/reports?from=2025-01-01&to=2025-12-31"))
+    assert 'id="trend-cut"' not in short

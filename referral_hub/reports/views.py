@@ -22,6 +22,16 @@ from . import charts, pdf, service
 from .schemas import ReportArgs
 
 TREND_MONTHS = 6  # the monthly report shows its month and the five before it
+TREND_SHOWN = 12  # a longer period's earlier months are in the CSV and the API
+MONTH_FIGURES = (
+    "sent",
+    "accepted",
+    "completed",
+    "median_hours_to_receive",
+    "p90_hours_to_receive",
+    "median_hours_to_accept",
+    "p90_hours_to_accept",
+)
 
 bp = page_blueprint("report_pages", __name__)
 
@@ -114,7 +124,8 @@ def _month_name(month):
 
 
 def _trend(figures):
-    """The months with referrals, as rows for the page, and the names of those without."""
+    """The last months of the period (TREND_SHOWN at most, so that a page of ten years stays
+    light): those with referrals as rows for the page, and the names of those without."""
     rows = [
         {
             **month,
@@ -127,7 +138,7 @@ def _trend(figures):
                 for step in ("receive", "accept")
             },
         }
-        for month in figures["by_month"]
+        for month in figures["by_month"][-TREND_SHOWN:]
     ]
     return [row for row in rows if row["sent"]], [row["name"] for row in rows if not row["sent"]]
 
@@ -186,6 +197,7 @@ def _report(principal, figures, trend_figures=None):
         "months": months,
         "quiet_months": quiet_months,
         "trend_chart": _trend_chart(months),
+        "trend_cut": len((trend_figures or figures)["by_month"]) > TREND_SHOWN,
         "category_province": _category_province(figures),
         "reach": _reach(figures),
         "whole_network": principal.has_role("coordinator"),
@@ -271,6 +283,10 @@ def download(principal):
     for section_id, _title, rows in _sections(figures):
         for code, label, count in rows:
             writer.writerow([section_id, _cell(code or ""), _cell(label), count])
+    for month in figures["by_month"]:
+        for key in MONTH_FIGURES:
+            value = "" if month[key] is None else month[key]
+            writer.writerow([f"month_{key}", month["month"], _month_name(month["month"]), value])
     name = f"referral-figures-{figures['first'].isoformat()}-{figures['last'].isoformat()}.csv"
     return Response(
         out.getvalue(),
