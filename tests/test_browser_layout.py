@@ -71,7 +71,7 @@ def _hub(app):
     hook = "http://127.0.0.1:9/hook"
     submit(_signed_in(app, admin), "/callbacks", url=hook, event_types=list(EVENT_TYPES))
     subscription = db.session.scalars(db.select(Subscription)).one()
-    delivery(subscription, "failed", "evt_1", attempts=[(500, "Server error", 120)])
+    delivery(subscription, "failed", 1, attempts=[(500, "Server error", 120)])
     client_id, _secret = make_client(
         receiver_org, ["directory:read"], ["authorization_code"], redirect_uris=[REDIRECT_URI]
     )
