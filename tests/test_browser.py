@@ -24,15 +24,7 @@ PHONE_SCREEN = {"width": 360, "height": 740}
 if not os.path.exists(CHROMIUM) and not os.environ.get("REQUIRE_BROWSER"):
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
+pytest.importorskip("playwright.sync_api")
 
 
 class Person:

@@ -141,7 +141,7 @@ def new_referral(service_id, principal):
         "idempotency_key": uuid.uuid4().hex,
         "urgency": "normal",
         "needs": found.category_codes,
-        "consent.obtained_at": now.strftime("%Y-%m-%dT%H:%M"),
+        "consent.obtained_at": now.strftime("%Y-%m-%d %H:%M"),
     }
     return _referral_form(found, values, {})
 
