@@ -18,6 +18,7 @@ from ..web import forms, localize
 from ..web.error_pages import page_blueprint
 from ..web.labels import status_labels
 from ..web.messages import translate
+from ..web.navigation import lands_on_dashboard
 from ..web.session import signed_in
 from . import contacts, service
 from .models import OPEN_STATUSES, PERSONAL_CATEGORIES
@@ -76,6 +77,8 @@ def home(principal):
     reference = request.args.get("reference", "").strip()
     if reference:
         return _found_by_reference(principal, reference)
+    if lands_on_dashboard(principal):
+        return redirect(url_for("report_pages.dashboard"))
     mine = request.args.get("assigned") == "me"
     assigned_to = principal.user_id if mine else None
     awaiting = service.awaiting_answer(principal, assigned_to=assigned_to)
@@ -170,7 +173,7 @@ def new_referral(service_id, principal):
         "idempotency_key": uuid.uuid4().hex,
         "urgency": "normal",
         "needs": found.category_codes,
-        "consent.obtained_at": now.strftime("%Y-%m-%dT%H:%M"),
+        "consent.obtained_at": now.strftime("%Y-%m-%d %H:%M"),
     }
     return _referral_form(found, values, {})
 
