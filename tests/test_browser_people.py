@@ -12,7 +12,7 @@ from referral_hub.web.session import principal_of
 
 from .factories import make_user
 from .referral_fixtures import GIVEN_NAME, referral_body
-from .test_browser import ARTIFACTS, Person, _network, browser  # noqa: F401 (the fixture)
+from .test_browser import ARTIFACTS, Person, _network
 
 SENDER_PHONE, DARA_PHONE, VANNA_PHONE = "+855 12 345 678", "+855 97 111 222", "+855 96 333 444"
 
@@ -38,7 +38,7 @@ def _tel_links(person, selector):
 
 
 @pytest.mark.parametrize("language", ["en", "km"])
-def test_the_reference_assignment_and_phone_links_on_a_phone(app, live_server, browser, language):  # noqa: F811
+def test_the_reference_assignment_and_phone_links_on_a_phone(app, live_server, browser, language):
     service, people = _network()
     sender = _with_phone(people["a"], "Sophea Chan", SENDER_PHONE)
     receiver_org = service.organization
