@@ -247,3 +247,13 @@ def test_a_referral_sent_by_a_case_system_says_so_and_gives_the_organisations_nu
     sent_by = page.split('id="sender-contact"')[1].split("</dd>")[0]
     assert "case system, not by a person." in sent_by
     assert sender_org.name in sent_by and '<a href="tel:023555666">' in sent_by
+
+
+def test_a_coordinator_finds_any_referral_by_reference_from_the_overdue_page(app):
+    sender, _receiver, detox = two_partners(app)
+    referral_id = referral_id_of(send_referral(sender, detox))
+    reference = db.session.get(Referral, referral_id).reference
+    coordinator, _ = signed_in(app, ["coordinator"], language="en")
+    assert 'name="reference"' in text(coordinator.get("/network/overdue"))
+    found = coordinator.get("/home", query_string={"reference": reference})
+    assert found.headers["Location"].endswith(f"/referrals/{referral_id}")
