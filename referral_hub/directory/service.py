@@ -51,7 +51,7 @@ CURATED_FIELDS = OWNER_FIELDS | {
     "status",
 }
 CAPACITY_FIELDS = {"capacity_status", "places_free", "accepting_referrals"}
-ORGANIZATION_OWNER_FIELDS = {"description", "alternate_name", "email", "website"}
+ORGANIZATION_OWNER_FIELDS = {"description", "alternate_name", "email", "website", "phones"}
 ORGANIZATION_CURATED_FIELDS = ORGANIZATION_OWNER_FIELDS | {"name", "province", "status"}
 
 
@@ -153,12 +153,30 @@ def update_organization(principal, organization_id, changes):
     if changes.get("province") is not None and not reference.is_province(changes["province"]):
         raise _field_error("province", f"Unknown province code {changes['province']!r}.")
     diff = _apply(organization, changes)
+    if "phones" in changes:
+        diff.update(_set_organization_phones(organization, changes["phones"]))
     flush_or_conflict("An organisation with this name exists already.", "name")
     if "name" in diff:  # its services are found by their organisation's name too
         for offered in organization.services:
             refresh_search_text(offered)
     _record(organization, "organization", "update", diff, principal)
     return organization
+
+
+def _set_organization_phones(organization, phones):
+    """Replace the organisation's own numbers (not its services'); {"phones": (old, new)} if
+    they changed."""
+    old = [phone.number for phone in organization.phones]
+    new = [phone["number"] for phone in phones]
+    if old == new:
+        return {}
+    db.session.execute(
+        db.delete(Phone).where(Phone.organization_id == organization.id, Phone.service_id.is_(None))
+    )
+    db.session.add_all(Phone(organization_id=organization.id, **phone) for phone in phones)
+    db.session.flush()
+    db.session.expire(organization, ["phones"])
+    return {"phones": (old, new)}
 
 
 def verify_organization(principal, organization_id):

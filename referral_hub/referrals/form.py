@@ -245,7 +245,7 @@ def referral_data(values, service_id):
 
 def local_now():
     """Now, as the consent's time field shows it."""
-    return clock.now().astimezone(get_timezone()).strftime("%Y-%m-%dT%H:%M")
+    return clock.now().astimezone(get_timezone()).strftime("%Y-%m-%d %H:%M")
 
 
 def page_errors(exc):
