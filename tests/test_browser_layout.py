@@ -15,7 +15,7 @@ from referral_hub.extensions import db
 from referral_hub.web.error_pages import API_PREFIXES
 
 from .factories import REDIRECT_URI, make_client, make_org, make_user, pkce_pair, sign_in
-from .pages import referral_id_of, send_referral, submit
+from .pages import referral_id_of, save_draft, send_referral, submit
 from .test_browser import PHONE_SCREEN, Person, _network
 from .test_pages_callbacks import delivery
 
@@ -68,6 +68,7 @@ def _hub(app):
     receiver_org = service.organization
     caseworker = network["a"]
     referral_id = referral_id_of(send_referral(_signed_in(app, caseworker), service))
+    draft_id = save_draft(_signed_in(app, caseworker), service)
     admin = make_user(receiver_org, roles=["org_admin", "caseworker"])
     hook = "http://127.0.0.1:9/hook"
     submit(_signed_in(app, admin), "/callbacks", url=hook, event_types=list(EVENT_TYPES))
@@ -94,6 +95,7 @@ def _hub(app):
     }
     values = {
         "referral_id": referral_id,
+        "draft_id": draft_id,
         "service_id": service.id,
         "organization_id": receiver_org.id,
         "user_id": network["b"].id,

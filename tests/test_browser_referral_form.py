@@ -10,12 +10,12 @@ from referral_hub.extensions import db
 from referral_hub.referrals.models import Referral
 
 from .referral_fixtures import GIVEN_NAME, PHONE
-from .test_browser import ARTIFACTS, PHONE_SCREEN, Person, _network, browser  # noqa: F401
+from .test_browser import ARTIFACTS, PHONE_SCREEN, Person, _network
 
 LANGUAGES = pytest.mark.parametrize("language", ["en", "km"])
 
 
-def _caseworker(browser, live_server, language, name):  # noqa: F811
+def _caseworker(browser, live_server, language, name):
     """Caseworker A of a small network, signed in, at step 1 of the form of its detox service."""
     service, people = _network()
     shots = ARTIFACTS / f"referral-form-{language}" / name
@@ -44,7 +44,7 @@ def _field(page, name):
 
 
 @LANGUAGES
-def test_consent_first_hides_the_categories_not_agreed_to(app, live_server, browser, language):  # noqa: F811
+def test_consent_first_hides_the_categories_not_agreed_to(app, live_server, browser, language):
     person = _caseworker(browser, live_server, language, "consent-first")
     page = person.page
     assert _field(page, "subject.sex").count() == 0  # step 1 asks consent only
@@ -59,10 +59,7 @@ def test_consent_first_hides_the_categories_not_agreed_to(app, live_server, brow
 
 @LANGUAGES
 def test_an_empty_form_marks_its_three_fields_and_the_summary_links_to_them(
-    app,
-    live_server,
-    browser,  # noqa: F811
-    language,
+    app, live_server, browser, language
 ):
     person = _caseworker(browser, live_server, language, "empty-form")
     page = person.page
@@ -94,7 +91,7 @@ def test_an_empty_form_marks_its_three_fields_and_the_summary_links_to_them(
 
 
 @LANGUAGES
-def test_a_draft_is_saved_and_resumed(app, live_server, browser, language):  # noqa: F811
+def test_a_draft_is_saved_and_resumed(app, live_server, browser, language):
     person = _caseworker(browser, live_server, language, "draft")
     page = person.page
     _agree(person, "identity", "contact")
