@@ -368,9 +368,10 @@ def test_in_khmer_a_caseworker_refers_across_networks_and_sees_the_answer(app, h
     """The sender at A and the receiver at B, each in their own browser, in Khmer."""
     from flask_babel import force_locale
     from flask_babel import gettext as _
+    from playwright import sync_api
 
     from .factories import PASSWORD
-    from .test_browser import CHROMIUM, PHONE_SCREEN, Person, sync_api
+    from .test_browser import CHROMIUM, PHONE_SCREEN, Person
 
     a, b = hubs
     a.cli("peers", "sync", "Phnom Penh network")
