@@ -129,7 +129,8 @@ def create_app(config=None):
         federation_api.callbacks_bp,
         peer_views.bp,
         notification_views.bp,
-        notification_views.dev_bp,
     ):
         app.register_blueprint(blueprint)
+    if app.config["HUB_ENV"] == "development":
+        app.register_blueprint(notification_views.dev_bp)  # the demo's mailbox, /dev/mail
     return app

@@ -124,6 +124,7 @@ def from_environment(instance_path):
             for s in os.environ.get("NOTIFY_RETRY_SCHEDULE", "0,60,300,1800,7200,21600").split(",")
         ],
         "NOTIFY_PAUSE_AFTER_FAILURES": _env_int("NOTIFY_PAUSE_AFTER_FAILURES", 3),
+        "NOTIFY_SENDER_THREADS": _env_int("NOTIFY_SENDER_THREADS", 4),
         "PEER_SYNC_MINUTES": _env_int("PEER_SYNC_MINUTES", 15),
         # The longest an audit entry waits for the worker's sequencer to chain it.
         "AUDIT_SEAL_DELAY_SECONDS": float(os.environ.get("AUDIT_SEAL_DELAY_SECONDS", "2")),
