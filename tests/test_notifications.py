@@ -361,6 +361,35 @@ def test_a_worker_killed_after_sending_and_before_recording_sends_one_duplicate(
     assert all(n.status == "sent" for n in stored())
 
 
+def test_once_assigned_a_referral_is_the_assignees_alone(app, client, parties, mail):
+    for person in (parties.english, parties.khmer):
+        notifications.set_choices(person, {"referral_new": "immediate"})
+    referral = parties.refer(client, urgency="high")
+    drain(app)
+    assert len(mail.to(parties.english.email)) == len(mail.to(parties.khmer.email)) == 1
+    found = db.session.get(Referral, referral["id"])
+    found.assigned_to_user_id = parties.khmer.id
+    db.session.commit()
+    drain(app)
+    assigned = mail.to(parties.khmer.email)
+    assert len(assigned) == 2 and len(mail.to(parties.english.email)) == 1
+    assert assigned[1]["Content-Language"] == "km" and found.reference in assigned[1]["Subject"]
+    parties.khmer.language = "en"
+    found.assigned_to_user_id = parties.english.id
+    db.session.commit()
+    drain(app)
+    subject = mail.to(parties.english.email)[-1]["Subject"]
+    assert subject.startswith(f"[High] Referral {found.reference} assigned to you {DASH} answer by")
+    client.post(
+        f"/api/v1/referrals/{referral['id']}/consent/withdraw",
+        json={"erase": False},
+        headers=parties.sender.headers,
+    )
+    drain(app)
+    withdrawn = [m for _r, m, _t in mail.messages if "Consent withdrawn" in m["Subject"]]
+    assert [m["To"] for m in withdrawn] == [parties.english.email]  # the assignee alone
+
+
 # Other events
 
 

@@ -47,6 +47,10 @@ def headline(kind, facts):
     reference = facts.get("reference", "")
     deadline = _by(_moment(facts.get("deadline_at")))
     tag = _urgency_tag(facts)
+    if kind == "referral_new" and facts.get("assigned"):
+        return tag + _(
+            "Referral %(ref)s assigned to you – answer by %(by)s", ref=reference, by=deadline
+        )
     if kind == "referral_new":
         return tag + _("New referral %(ref)s – answer by %(by)s", ref=reference, by=deadline)
     if kind == "deadline_half":

@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-from sqlalchemy import and_, insert, select, update
-from sqlalchemy.orm import aliased
+from flask import current_app, has_app_context
+from sqlalchemy import and_, insert, inspect, select, update
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.orm import Session, aliased
 
 from .. import clock
 from ..auth.models import Membership, User
@@ -53,9 +54,9 @@ def next_digest(moment):
 
 
 def reference_of(referral):
-    """The referral's reference as people quote it (MLT-26-0042); its id's start until the
-    hub gives references."""
-    return getattr(referral, "reference", None) or referral.id[:8].upper()
+    """The referral's reference as people quote it (MLT-26-0042); its id's start for one
+    that has none (a peer hub's)."""
+    return referral.reference or referral.id[:8].upper()
 
 
 def referral_facts(referral):
@@ -97,18 +98,28 @@ def on_referral_event(event, referral):
         _notify_holders(referral, "consent_withdrawn")
 
 
-def on_assignment(referral):
-    """Tell the person a referral was just assigned to."""
-    if enabled() and getattr(referral, "assigned_to_user_id", None):
-        notify_referral([referral.assigned_to_user_id], "referral_new", referral)
+@sqlalchemy_event.listens_for(Session, "after_flush")
+def _assignments(session, _flush_context):
+    """Whoever assigns a referral, and however (page, API), its new assignee hears of it as of
+    a new referral: from then on they alone hold it."""
+    from ..referrals.models import Referral
+
+    if not has_app_context():
+        return
+    for referral in session.dirty:
+        if isinstance(referral, Referral) and referral.assigned_to_user_id:
+            history = inspect(referral).attrs.assigned_to_user_id.history
+            if history.added and enabled():
+                facts = {**referral_facts(referral), "assigned": True}
+                urgent = referral.urgency == "emergency"
+                notify([referral.assigned_to_user_id], "referral_new", facts, referral.id, urgent)
 
 
 def _holders(referral):
     """Who holds a referral at the receiver: its assignee once there is one, else the
     receiving organisation's caseworkers."""
-    assignee = getattr(referral, "assigned_to_user_id", None)
-    if assignee:
-        return [assignee]
+    if referral.assigned_to_user_id:
+        return [referral.assigned_to_user_id]
     return _staff(referral.receiver_organization_id, ("caseworker",))
 
 
