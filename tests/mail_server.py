@@ -109,19 +109,23 @@ def _free_port():
 class MailServer:
     """Run an Inbox on a free port of 127.0.0.1; `url` is the hub's SMTP_URL for it."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, implicit_tls=False):
         self.cert, key = self_signed(folder)
         self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.tls.load_cert_chain(self.cert, key)
         self.inbox = Inbox()
+        self.implicit_tls = implicit_tls
+        # STARTTLS required on a plain connection, or TLS from the first byte (smtps)
+        tls = {"ssl_context": self.tls} if implicit_tls else {"tls_context": self.tls}
         self.controller = Controller(
             self.inbox,
             hostname="127.0.0.1",
             port=_free_port(),
-            tls_context=self.tls,
-            require_starttls=True,
+            require_starttls=not implicit_tls,
             authenticator=_authenticate,
-            auth_require_tls=True,
+            # aiosmtpd does not count smtps' TLS as TLS for AUTH: the whole session is TLS anyway
+            auth_require_tls=not implicit_tls,
+            **tls,
         )
 
     def __enter__(self):
@@ -138,7 +142,8 @@ class MailServer:
 
     @property
     def url(self):
-        return f"smtp://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        return f"{scheme}://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
 
     def settings(self):
         """The hub's settings that send to this server and trust its certificate."""

@@ -11,14 +11,15 @@ import time
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from referral_hub import clock, create_app
 from referral_hub.extensions import db
 from referral_hub.jobs import referral_deadlines
+from referral_hub.notifications import content, telegram
 from referral_hub.notifications import service as notifications
-from referral_hub.notifications import telegram
 from referral_hub.notifications.models import Notification, NotificationAddress
 from referral_hub.notifications.sender import Notifier, send_due
 from referral_hub.notifications.service import LOCAL_TIME
@@ -229,6 +230,39 @@ def test_routine_referrals_wait_for_the_morning_digest_which_groups_them(
     assert {n.message_id for n in stored(user_id=parties.english.id)} == {
         digest[0]["Message-ID"].strip("<>").split("@")[0]
     }
+
+
+def test_smtps_sends_over_tls_from_the_first_byte(app, client, parties, settings, tmp_path):
+    with MailServer(tmp_path, implicit_tls=True) as server:
+        settings(**server.settings())
+        parties.refer(client, urgency="emergency")
+        drain(app)
+        assert len(server.inbox.to(parties.english.email)) == 1
+
+
+def test_a_long_digest_stays_under_30_kb_and_links_to_the_rest(app):
+    rows = [
+        SimpleNamespace(
+            kind="referral_new",
+            facts={
+                "reference": f"MLT-26-{n:04d}",
+                "urgency": "normal",
+                "age": 12,
+                "sex": "female",
+                "categories": ["detox", "legal_aid"],
+                "deadline_at": clock.now().isoformat(),
+                "service": "Water Lily House " * 5,
+                "sender": "M'Lop Tapang",
+                "path": f"/referrals/{n}",
+            },
+        )
+        for n in range(100)
+    ]
+    for language in ("km", "en"):
+        message = content.render(rows, language, digest=True)
+        assert len(message.html.encode()) < 30 * 1024
+        assert "MLT-26-0000" in message.text and "MLT-26-0099" not in message.text
+    assert "And 80 more" in message.html
 
 
 def test_choices_off_and_organisation_defaults_but_emergencies_always_come(

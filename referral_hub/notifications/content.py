@@ -13,7 +13,8 @@ from .. import clock
 from ..web import labels, localize
 from .service import LOCAL_TIME
 
-DIGEST_ITEMS = 40  # a longer digest lists the first ones and links to the rest (HTML < 30 KB)
+DIGEST_ITEMS = 20  # a longer digest lists the first ones and links to the rest
+MAX_HTML_BYTES = 30 * 1024
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,23 @@ def _item(notification):
 
 
 def render(notifications, language, digest):
-    """The message carrying these notifications (one, or a digest's several) in `language`."""
+    """The message carrying these notifications (one, or a digest's several) in `language`;
+    its HTML stays under 30 KB (Khmer takes 3 bytes a letter): a long digest lists fewer."""
+    shown = DIGEST_ITEMS
+    while True:
+        found = _render(notifications, language, digest, shown)
+        if len(found.html.encode()) < MAX_HTML_BYTES or shown == 1:
+            return found
+        shown = max(1, shown // 2)
+
+
+def _render(notifications, language, digest, shown):
     with force_locale(language):
-        items = [_item(n) for n in notifications[:DIGEST_ITEMS]]
+        items = [_item(n) for n in notifications[:shown]]
         more = len(notifications) - len(items)
         if digest:
-            subject = _(
-                "Referral Hub: %(count)s updates to look at today", count=len(notifications)
-            )
+            count = len(notifications)
+            subject = _("Referral Hub: %(count)s updates to look at today", count=count)
         else:
             subject = items[0]["title"]
         context = {
