@@ -5,7 +5,7 @@ Write migrations that never lock a busy table for long and that the code one
 version back can still run against (add first, remove a release later).
 
 Revision ID: 5e7a0c1d9b42
-Revises: 3ed56a8f489c
+Revises: 5c1e0a7d9b24
 Create Date: 2026-12-06 15:00:00.000000
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5e7a0c1d9b42'
-down_revision = '3ed56a8f489c'
+down_revision = '5c1e0a7d9b24'
 branch_labels = None
 depends_on = None
 
