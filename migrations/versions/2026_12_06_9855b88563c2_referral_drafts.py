@@ -7,7 +7,7 @@ Write migrations that never lock a busy table for long and that the code one
 version back can still run against (add first, remove a release later).
 
 Revision ID: 9855b88563c2
-Revises: 5c1e0a7d9b24
+Revises: 5e7a0c1d9b42
 Create Date: 2026-12-06 14:50:12.406441
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '9855b88563c2'
-down_revision = '5c1e0a7d9b24'
+down_revision = '5e7a0c1d9b42'
 branch_labels = None
 depends_on = None
 

@@ -32,6 +32,8 @@ class User(db.Model):
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Sessions signed out one by one since then, refused even if someone kept a copy.
     ended_sessions: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    # The language of the pages they last chose, and of the notifications they receive.
+    language: Mapped[str] = mapped_column(String(5), default="km", server_default="km")
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -9,6 +9,7 @@ from ..auth.principal import actor
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..messages import N_
+from ..notifications import service as notifications
 from ..pagination import paginate
 from ..persistence import flush_or_conflict
 from . import reference
@@ -428,7 +429,8 @@ def history(resource_type, resource_id, page_args):
 
 
 def remind_unverified(max_age_days):
-    """Open one reminder for each active service not verified for max_age_days."""
+    """Open one reminder for each active service not verified for max_age_days, and tell the
+    organisation's admins."""
     cutoff = clock.now() - timedelta(days=max_age_days)
     open_reminder = db.select(VerificationReminder.service_id).where(
         VerificationReminder.resolved_at.is_(None)
@@ -445,6 +447,7 @@ def remind_unverified(max_age_days):
         db.session.add(
             VerificationReminder(service_id=service.id, last_verified_at=service.last_verified_at)
         )
+        notifications.service_unverified(service)
     db.session.flush()
     return len(stale)
 

@@ -23,6 +23,7 @@ from ..extensions import db
 from ..federation import inbound
 from ..federation import outbox as forwards
 from ..messages import N_
+from ..notifications import service as notifications
 from ..pagination import paginate
 from ..persistence import insert_unless_taken
 from . import references, visibility
@@ -269,7 +270,8 @@ def _new_referral(principal, data, idempotency_key, digest):
 
 
 def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None, by=None):
-    """Record a step of the timeline and, in the same transaction, its callbacks. `by` names
+    """Record a step of the timeline and, in the same transaction, its callbacks and the
+    notifications of the people it concerns. `by` names
     an actor who is no principal here (a peer hub); it acts for the referral's receiver."""
     event = ReferralEvent(
         referral_id=referral.id,
@@ -287,6 +289,7 @@ def _event(referral, kind, principal, from_status, to_status, reason=None, outco
     db.session.add(event)
     db.session.flush()
     outbox.enqueue(event, referral)
+    notifications.on_referral_event(event, referral)
 
 
 # Reading
