@@ -42,10 +42,11 @@ def test_pages_of_entries(app):
     audit.seal_all()
     browser, _ = signed_in(app, ["coordinator"])
     first = text(browser.get("/audit?limit=2&resource_type=organization", headers=EN))
-    assert "<td>1</td>" in first and "<td>3</td>" not in first
+    assert "Newest first." in first
+    assert first.index("<td>3</td>") < first.index("<td>2</td>") and "<td>1</td>" not in first
     link = re.search(r'href="(/audit\?[^"]*cursor=[^"]+)"', first).group(1).replace("&amp;", "&")
     second = text(browser.get(link))
-    assert "<td>3</td>" in second and "<td>1</td>" not in second
+    assert "<td>1</td>" in second and "<td>3</td>" not in second and "<td>2</td>" not in second
 
 
 def test_chain_check_says_intact_or_where_it_is_broken(app):
