@@ -4,7 +4,7 @@ import re
 
 from referral_hub.directory.views import PAGE_SIZE
 
-from .factories import add_location, make_org, make_service
+from .factories import add_location, make_org, make_service, report_capacity
 from .pages import signed_in, text
 
 CARD = re.compile(r'<li class="card">(.*?)</li>', re.S)
@@ -32,18 +32,17 @@ def test_a_safe_house_address_is_hidden_from_focal_points_and_shown_to_partners(
 
 
 def test_each_result_shows_capacity_eligibility_and_contact(app):
-    make_service(
+    home = make_service(
         make_org(),
         name="Girls Recovery Home",
         categories=["detox"],
         minimum_age=10,
         maximum_age=18,
         eligibility_sex="female",
-        capacity_status="waitlist",
-        places_free=3,
         email="intake@recovery.example.org",
         phones=[{"number": "+855 12 345 678", "description": "intake desk"}],
     )
+    report_capacity(home, capacity_status="waitlist", places_free=3)
     browser, _ = signed_in(app, language="en")
     (card,) = _results(text(browser.get("/find?category=detox")))
     assert "Waiting list" in card and "3 places free" in card

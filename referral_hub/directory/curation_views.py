@@ -29,9 +29,19 @@ COORDINATOR = "coordinator"
 LANGUAGES = ("km", "en", "fr", "vi", "th", "zh")
 HISTORY_SHOWN = 30
 RETIRED = "defunct"  # a service's status once it no longer exists: asks once more
-ORGANIZATION_FIELDS = ("name", "alternate_name", "description", "email", "website", "province")
+ORGANIZATION_FIELDS = (
+    "name",
+    "alternate_name",
+    "description",
+    "name_km",
+    "description_km",
+    "email",
+    "website",
+    "province",
+)
+KHMER_TEXTS = ("name_km", "description_km")  # empty means "not written yet": None
 SERVICE_TEXTS = ("name", "description")
-SERVICE_OPTIONAL = ("email", "url", "minimum_age", "maximum_age", "eligibility_sex")
+SERVICE_OPTIONAL = ("email", "url", "minimum_age", "maximum_age", "eligibility_sex", *KHMER_TEXTS)
 # The phones are one text field; the organisation is the page itself, not a field on it.
 RENAMED = {"phones": "phone", "organization_id": "_form"}
 
@@ -85,6 +95,7 @@ def create_organization(principal):
     check_csrf()
     form = request.form
     fields = {"name": form.get("name", ""), "description": form.get("description", "")}
+    fields |= {name: form.get(name, "").strip() or None for name in KHMER_TEXTS}
     if form.get("province"):
         fields["province"] = form["province"]
     try:
@@ -205,6 +216,8 @@ def _service_values(found):
         {
             "name": found.name,
             "description": found.description or "",
+            "name_km": found.name_km or "",
+            "description_km": found.description_km or "",
             "email": found.email or "",
             "url": found.url or "",
             "minimum_age": "" if found.minimum_age is None else found.minimum_age,

@@ -6,7 +6,7 @@ from flask_babel import get_locale
 from .. import clock
 from ..csrf import csrf_token
 from ..federation.outbox import flagged
-from . import error_pages, i18n, labels, localize, messages, navigation, session
+from . import directory_text, error_pages, i18n, labels, localize, messages, navigation, session
 
 
 def _page_globals():
@@ -27,6 +27,10 @@ def configure(app):
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.filters["translate_message"] = messages.translate
     app.jinja_env.globals.update(
-        localize.HELPERS, **labels.HELPERS, now=clock.now, forwarding_flagged=flagged
+        localize.HELPERS,
+        **labels.HELPERS,
+        now=clock.now,
+        forwarding_flagged=flagged,
+        local_text=directory_text.local_text,
     )
     app.register_blueprint(i18n.bp)
