@@ -110,11 +110,11 @@ def _assert_light_labelled_and_in(language, browser, route):
     response = browser.get(route)
     if response.status_code == 302:
         return
-    page = text(response)
     assert response.status_code == 200, route
     assert len(response.data) < 100_000, (route, len(response.data))
     if not response.content_type.startswith("text/html"):
-        return
+        return  # a CSV or PDF download
+    page = text(response)
     assert f'<html lang="{language}">' in page, route
     controls = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
     for control in controls:

@@ -26,6 +26,7 @@ def payload(event, referral):
         "timestamp": event.at.isoformat().replace("+00:00", "Z"),
         "data": {
             "referral_id": referral.id,
+            "reference": referral.reference,
             "status": event.to_status,
             "previous_status": event.from_status,
             "version": event.version,

@@ -55,6 +55,8 @@ class Referral(db.Model):
     )
 
     id: Mapped[str] = id_column()
+    # What people quote on the phone: the sender's short code, the year, a count (MT-26-0042).
+    reference: Mapped[str | None] = mapped_column(String(20), unique=True)
     version: Mapped[int] = mapped_column(Integer)
     # SQLAlchemy adds "AND version = <loaded>" to every UPDATE: of two concurrent changes, one wins.
     __mapper_args__ = {"version_id_col": version}
@@ -65,6 +67,8 @@ class Referral(db.Model):
     sender_organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     receiver_organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     created_by: Mapped[str] = mapped_column(String(120))
+    # The receiving organisation's caseworker who holds it, once assigned.
+    assigned_to_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
 
     # Non-identifying facts: every party entitled to the referral may see them.
     subject_sex: Mapped[str | None] = mapped_column(String(10))

@@ -27,6 +27,7 @@ def present(referral, personal=None, extras=None):
         consent["justification"] = extras["justification"]
     body = {
         "id": referral.id,
+        "reference": referral.reference,
         "version": referral.version,
         "status": referral.status,
         "fhir_status": FHIR_TASK_STATUS[referral.status],

@@ -4,6 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ..directory.schemas import PROVINCE_CODE
 from ..messages import N_
+from . import references
 from .models import (
     CONSENT_GIVERS,
     CONSENT_METHODS,
@@ -125,11 +126,19 @@ def _csv_of(options):
     return parse
 
 
+def _reference(value):
+    found = references.normalized(value)
+    if found is None:
+        raise ValidationError("Not a referral reference (like MT-26-0042).")
+    return found
+
+
 class ListArgs(Schema):
     role = fields.String(validate=validate.OneOf(["sent", "received"]))
     status = fields.Function(deserialize=_csv_of(STATUSES))
     urgency = fields.Function(deserialize=_csv_of(URGENCIES))
     overdue = fields.Boolean()
     updated_since = fields.AwareDateTime()
+    reference = fields.Function(deserialize=_reference)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
     cursor = fields.String(load_default=None)

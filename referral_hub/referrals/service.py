@@ -23,7 +23,7 @@ from ..federation import outbox as forwards
 from ..messages import N_
 from ..pagination import paginate
 from ..persistence import insert_unless_taken
-from . import visibility
+from . import references, visibility
 from .models import (
     DECLINE_REASONS,
     PERSONAL_CATEGORIES,
@@ -152,8 +152,10 @@ def create_referral(principal, data, idempotency_key=None):
         if idempotency_key and (earlier := _sent_with(principal, idempotency_key, digest)):
             return earlier, False
         raise
+    referral.reference = references.next_reference(principal.organization_id)
     inserted = insert_unless_taken(referral, ["sender_organization_id", "idempotency_key"])
     if inserted is None:
+        db.session.rollback()  # the reference's number is given back
         return _sent_with(principal, idempotency_key, digest), False
     _event(inserted, "referral.created", principal, None, "sent")
     if inserted.forwarding:
@@ -362,6 +364,8 @@ def list_referrals(principal, filters, page_args):
         query = query.where(late if filters["overdue"] else ~late)
     if filters.get("updated_since"):
         query = query.where(Referral.updated_at >= filters["updated_since"])
+    if filters.get("reference"):
+        query = query.where(Referral.reference == filters["reference"])
     return paginate(
         query,
         Referral.created_at,

@@ -18,6 +18,7 @@ from ..web.confirm import ask_first, confirmation_page, confirmed, typed_matches
 from ..web.error_pages import page_blueprint
 from ..web.labels import decline_reason_labels, status_labels
 from ..web.messages import translate
+from ..web.navigation import lands_on_dashboard
 from ..web.session import signed_in
 from . import service
 from .models import PERSONAL_CATEGORIES
@@ -63,6 +64,8 @@ def _names_for(referrals):
 @bp.get("/home")
 @signed_in()
 def home(principal):
+    if lands_on_dashboard(principal):
+        return redirect(url_for("report_pages.dashboard"))
     awaiting = service.awaiting_answer(principal)
     working, _cursor = service.list_referrals(
         principal,
@@ -141,7 +144,7 @@ def new_referral(service_id, principal):
         "idempotency_key": uuid.uuid4().hex,
         "urgency": "normal",
         "needs": found.category_codes,
-        "consent.obtained_at": now.strftime("%Y-%m-%dT%H:%M"),
+        "consent.obtained_at": now.strftime("%Y-%m-%d %H:%M"),
     }
     return _referral_form(found, values, {})
 

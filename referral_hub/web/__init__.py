@@ -6,7 +6,17 @@ from flask_babel import get_locale
 from .. import clock
 from ..csrf import csrf_token
 from ..federation.outbox import flagged
-from . import directory_text, error_pages, i18n, labels, localize, messages, navigation, session
+from . import (
+    dates,
+    directory_text,
+    error_pages,
+    i18n,
+    labels,
+    localize,
+    messages,
+    navigation,
+    session,
+)
 
 
 def _page_globals():
@@ -20,6 +30,7 @@ def _page_globals():
 
 def configure(app):
     i18n.configure(app)
+    dates.configure(app)
     app.extensions["hub_error_page"] = error_pages.render_error
     app.before_request(error_pages.mark_unknown_path)
     app.context_processor(_page_globals)

@@ -64,6 +64,7 @@ SHOWN_ON_PAGES = (
     _l("No such referral."),
     _l("The first day is after the last day."),
     _l("Choose a period of at most ten years."),
+    _l("Choose a month as year-month, for example 2026-03."),
     _l("The name is empty."),
     _l("An organisation with this name exists already."),
     _l("This organisation has a service with this name already."),

@@ -4,8 +4,10 @@ from flask import current_app, g
 from flask_babel import lazy_gettext as _l
 
 ANY_ROLE = ()
+OVERSIGHT_ROLES = ("focal_point", "coordinator")
+PARTNER_ROLES = ("caseworker", "org_admin")
 MENU = [
-    ("referral_pages.home", _l("My referrals"), ANY_ROLE),
+    ("referral_pages.home", _l("My referrals"), PARTNER_ROLES),
     ("directory_pages.find", _l("Find a service"), ANY_ROLE),
     ("admin_pages.users", _l("Users"), ("org_admin", "coordinator")),
     ("admin_pages.clients", _l("API clients"), ("org_admin", "coordinator")),
@@ -15,8 +17,14 @@ MENU = [
     ("network_pages.overdue", _l("Overdue and escalated"), ("coordinator",)),
     ("peer_pages.peers", _l("Peer hubs"), ("coordinator",)),
     ("audit_pages.log", _l("Audit log"), ("coordinator",)),
-    ("report_pages.dashboard", _l("Dashboard"), ("focal_point", "coordinator")),
+    ("report_pages.dashboard", _l("Dashboard"), OVERSIGHT_ROLES),
 ]
+
+
+def lands_on_dashboard(principal):
+    """A focal point or coordinator who neither sends nor receives referrals starts on the
+    dashboard: their own "My referrals" would always be empty."""
+    return principal.has_role(*OVERSIGHT_ROLES) and not principal.has_role(*PARTNER_ROLES)
 
 
 def menu():
