@@ -14,7 +14,7 @@ from referral_hub.referrals.views import reference_of
 
 from .factories import make_client, make_org, make_service, make_user
 from .pages import referral_id_of, send_referral, signed_in
-from .test_browser import ARTIFACTS, Person, _in, browser  # noqa: F401 (browser: a fixture)
+from .test_browser import ARTIFACTS, Person, _in
 
 
 def _fresh(model, key):
@@ -50,7 +50,7 @@ def _shots(language):
     return shots
 
 
-def test_referral_actions_ask_once_more(app, live_server, browser, language):  # noqa: F811
+def test_referral_actions_ask_once_more(app, live_server, browser, language):
     sender_org, receiver_org = make_org(province="17"), make_org(province="17")
     detox = make_service(receiver_org, name="Water Lily Detox", categories=["detox"], areas=["17"])
     sender_client, sender = signed_in(app, organization=sender_org, language=language)
@@ -108,7 +108,7 @@ def test_referral_actions_ask_once_more(app, live_server, browser, language):  #
         person.context.close()
 
 
-def test_admin_actions_ask_once_more(app, live_server, browser, language):  # noqa: F811
+def test_admin_actions_ask_once_more(app, live_server, browser, language):
     organization = make_org("Water Lily Recovery", province="17")
     admin = make_user(
         organization,

@@ -212,11 +212,9 @@ def _back_to(referral_id, problem=None):
 
 
 def reference_of(referral):
-    """The referral's short reference, which the person erasing its data types.
-
-    Until referrals carry `reference`, the first part of the id stands in for it.
-    """
-    return getattr(referral, "reference", None) or referral.id.split("-")[0].upper()
+    """The referral's reference (MT-26-0042), which the person erasing its data types; the
+    first part of its id for a referral that has none (one a peer hub sent without it)."""
+    return referral.reference or referral.id.split("-")[0].upper()
 
 
 def _may_erase(standing, referral):
