@@ -86,6 +86,8 @@ def create_app(config=None):
     from .federation import views as peer_views
     from .federation.forwarding import forwarder
     from .health import bp as health_bp
+    from .notifications import views as notification_views
+    from .notifications.sender import Notifier
     from .referrals import api as referrals_api
     from .referrals import network_views
     from .referrals import views as referral_views
@@ -100,7 +102,10 @@ def create_app(config=None):
     app.extensions["hub_subscribers"] = Subscribers(app)
     app.extensions["hub_forwarder"] = forwarder(app)
     app.extensions["hub_sequencer"] = audit_service.sequencer(app)
+    app.extensions["hub_notifier"] = Notifier(app)
     app.extensions["hub_dispatcher"].also_wake.append(app.extensions["hub_forwarder"].wake)
+    app.extensions["hub_dispatcher"].also_wake.append(app.extensions["hub_notifier"].wake)
+    notification_views.configure(app)
     for blueprint in (
         health_bp,
         brand.bp,
@@ -126,6 +131,9 @@ def create_app(config=None):
         federation_api.bp,
         federation_api.callbacks_bp,
         peer_views.bp,
+        notification_views.bp,
     ):
         app.register_blueprint(blueprint)
+    if app.config["HUB_ENV"] == "development":
+        app.register_blueprint(notification_views.dev_bp)  # the demo's mailbox, /dev/mail
     return app

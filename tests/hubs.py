@@ -66,7 +66,9 @@ class Hub:
             "PASSWORD_HASH_TIME_COST": "1",
             "PASSWORD_HASH_MEMORY_KIB": "1024",
             "CALLBACK_POLL_SECONDS": "0.2",
-            "CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1",
+            # Tries a second apart for half a minute: a peer restarting on a loaded machine can
+            # take several seconds, and a forward given up would never arrive.
+            "CALLBACK_RETRY_SCHEDULE": ",".join(["0"] + ["1"] * 30),
             # A killed hub's leases lapse in seconds, not a minute.
             "CALLBACK_LEASE_SECONDS": "6",
             "CALLBACK_TOTAL_TIMEOUT": "3",

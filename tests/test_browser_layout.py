@@ -26,7 +26,8 @@ NOT_PAGES = {"static", "health.healthz", "health.readyz", "health.openapi"}
 # Every control a finger may tap; each is measured with the <details> on the page open.
 MEASURE_CONTROLS = """() => {
   const least = LEAST;
-  const header = document.querySelector('header').getBoundingClientRect().height;
+  const banner = document.querySelector('header');  // the printed report has none
+  const header = banner ? banner.getBoundingClientRect().height : 0;
   const closedWidth = document.documentElement.scrollWidth;
   for (const details of document.querySelectorAll('details')) details.open = true;
   const selector = 'a[href], button, input:not([type=hidden]), select, textarea, summary';

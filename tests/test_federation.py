@@ -206,6 +206,12 @@ def test_withdrawal_and_erasure_reach_the_peer_at_once(hubs):
     a.cli("peers", "sync", "Phnom Penh network")
     sender, receiver = a.api(a.client), b.api(b.client)
     first, there = _at_b(a, b, _send(a))
+    seen = (  # B's steps A has read back: B's "created" changes nothing at A
+        "from referral_hub.referrals.models import Referral\n"
+        f"print(json.dumps(db.session.get(Referral, {first['id']!r}).remote_events_seen))"
+    )
+    wait_for(lambda: a.python(seen) >= 1, seconds=10)
+    assert _referral(sender, a, first["id"])["version"] == first["version"]
     withdrawn = _move(sender, a, first, "withdrawn")
     assert withdrawn["forwarded_steps"][-1]["action"] == "withdraw"
     wait_for(lambda: _referral(receiver, b, there["id"])["status"] == "withdrawn", seconds=10)

@@ -96,7 +96,8 @@ def test_the_purge_drops_each_credential_once_it_has_expired_and_keeps_it_until_
 
 def test_the_scheduler_runs_each_job_on_its_interval(app):
     threads = [
-        app.extensions[name] for name in ("hub_dispatcher", "hub_forwarder", "hub_sequencer")
+        app.extensions[name]
+        for name in ("hub_dispatcher", "hub_forwarder", "hub_notifier", "hub_sequencer")
     ]
     scheduler.start(paused=True)  # jobs.start adds the jobs without running them now
     try:
@@ -115,6 +116,7 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
         "referral_deadlines",
         "wake_dispatcher",
         "sync_peers",
+        "link_telegram_chats",
     }
     every = {
         name: trigger.interval
@@ -126,6 +128,7 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
         "referral_deadlines": timedelta(minutes=5),
         "wake_dispatcher": timedelta(seconds=5),
         "sync_peers": timedelta(minutes=1),  # each peer when its own PEER_SYNC_MINUTES are up
+        "link_telegram_chats": timedelta(seconds=10),
     }
     nightly = triggers["remind_unverified_services"]
     assert isinstance(nightly, CronTrigger)

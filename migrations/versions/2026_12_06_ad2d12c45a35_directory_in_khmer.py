@@ -4,7 +4,7 @@ Write migrations that never lock a busy table for long and that the code one
 version back can still run against (add first, remove a release later).
 
 Revision ID: ad2d12c45a35
-Revises: 3ed56a8f489c
+Revises: 5e7a0c1d9b42
 Create Date: 2026-12-06 15:05:49.784528
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'ad2d12c45a35'
-down_revision = '3ed56a8f489c'
+down_revision = '5e7a0c1d9b42'
 branch_labels = None
 depends_on = None
 

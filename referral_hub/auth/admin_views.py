@@ -91,6 +91,7 @@ def invite(principal):
     fields = {
         "email": form.get("email", ""),
         "name": form.get("name", ""),
+        "phone": form.get("phone", "").strip() or None,
         "roles": form.getlist("roles"),
         "provinces": _provinces(form.get("provinces", "")),
     }
@@ -125,7 +126,33 @@ def user(user_id, principal):
     person = service.get_user(principal, principal.organization_id, str(user_id))
     values = MultiDict([("roles", role) for role in person.roles])
     values["provinces"] = ", ".join(person.provinces)
+    values.update({"name": person.name, "phone": person.phone or ""})
     return _user_page(principal, person, values, {})
+
+
+@bp.post("/users/<uuid:user_id>/contact")
+@signed_in(*ADMINS)
+def change_contact(user_id, principal):
+    """The name and phone partners see on the referrals this user sends or is assigned."""
+    check_csrf()
+    form = request.form
+    changes = {"name": form.get("name", "").strip(), "phone": form.get("phone", "").strip() or None}
+    try:
+        person = service.update_user(
+            principal,
+            principal.organization_id,
+            str(user_id),
+            UserUpdate(only=("name", "phone")).load(changes),
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        person = service.get_user(principal, principal.organization_id, str(user_id))
+        values = MultiDict([("roles", role) for role in person.roles])
+        values.update(form)
+        return _user_page(principal, person, values, form_errors(exc), 422)
+    db.session.commit()
+    flash(_("The contact details of %(email)s are saved.", email=person.email), "success")
+    return redirect(url_for(".user", user_id=person.id))
 
 
 @bp.post("/users/<uuid:user_id>/roles")

@@ -126,7 +126,8 @@ def _organization_page(organization, values, errors, status=200):
 
 def _organization_values(organization):
     values = {field: getattr(organization, field) or "" for field in ORGANIZATION_FIELDS}
-    return {**values, "status": organization.status}
+    phone = ", ".join(phone.number for phone in organization.phones)
+    return {**values, "phone": phone, "status": organization.status}
 
 
 @bp.get("/organizations/<uuid:organization_id>")
@@ -145,6 +146,8 @@ def update_organization(organization_id, principal):
     fields["name"] = form.get("name", "")
     fields["description"] = form.get("description", "")
     fields["status"] = form.get("status", "")
+    current = _organization_values(service.get_organization(str(organization_id)))
+    fields |= _phone_changes(form, current)
     try:
         changes = OrganizationUpdate().load(fields)
         found = service.update_organization(principal, str(organization_id), changes)
@@ -246,11 +249,17 @@ def _service_fields(form, current=None):
     for name in ("categories", "areas", "languages"):
         fields[name] = form.getlist(name)
     fields["status"] = form.get("status", "active")
+    return fields | _phone_changes(form, current)
+
+
+def _phone_changes(form, current):
+    """The phones typed as one text field, as the API's phones; nothing when the text is as
+    it was (so their types and descriptions stay)."""
     phone_text = form.get("phone", "").strip()
-    if current is None or phone_text != current.get("phone", ""):
-        numbers = [part.strip() for part in phone_text.split(",") if part.strip()]
-        fields["phones"] = [{"number": number} for number in numbers]
-    return fields
+    if current is not None and phone_text == current.get("phone", ""):
+        return {}
+    numbers = [part.strip() for part in phone_text.split(",") if part.strip()]
+    return {"phones": [{"number": number} for number in numbers]}
 
 
 @bp.get("/organizations/<uuid:organization_id>/services/new")

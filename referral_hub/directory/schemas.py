@@ -41,6 +41,7 @@ class OrganizationUpdate(Schema):
     description_km = KhmerText
     email = Email
     website = Url
+    phones = fields.List(fields.Nested(lambda: PhoneInput()))
     province = fields.String(validate=validate.Regexp(PROVINCE_CODE), allow_none=True)
     status = fields.String(validate=validate.OneOf(ORGANIZATION_STATUSES))
 
@@ -54,6 +55,7 @@ class OrganizationView(Schema):
     description_km = fields.String()
     email = fields.String()
     website = fields.String()
+    phones = fields.List(fields.Nested(lambda: PhoneView()))
     province = fields.String()
     status = fields.String()
     last_verified_at = fields.DateTime()
@@ -70,6 +72,12 @@ class PhoneInput(Schema):
     description = fields.String(
         load_default=None, validate=validate.Length(max=500), allow_none=True
     )
+
+
+class PhoneView(Schema):
+    number = fields.String()
+    type = fields.String()
+    description = fields.String()
 
 
 DAYS = r"(MO|TU|WE|TH|FR|SA|SU)"

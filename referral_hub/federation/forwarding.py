@@ -252,12 +252,14 @@ def refresh(api, referral, peer):
     steps, _ = api.call("GET", f"/api/v1/referrals/{referral.remote_referral_id}/events")
     current, _ = api.call("GET", f"/api/v1/referrals/{referral.remote_referral_id}")
     new = steps["items"][referral.remote_events_seen :]
+    mirrored = False
     for step in new:
         status = step.get("to_status")
         if step.get("type") != "referral.status_changed" or status == referral.status:
             continue
         if status == "withdrawn":
             continue  # this hub's sender withdrew it; the peer only confirms
+        mirrored = True
         referrals.record_peer_change(
             referral,
             status,
@@ -266,8 +268,29 @@ def refresh(api, referral, peer):
             outcome=step.get("outcome"),
             suggested_service_id=current.get("suggested_service_id"),
         )
-    referral.remote_events_seen += len(new)
-    referrals.save()  # another process mirroring the same steps meanwhile wins: 412
+    if mirrored:
+        referral.remote_events_seen += len(new)
+        referrals.save()  # another process mirroring the same steps meanwhile wins: 412
+    elif new:
+        _count_seen(referral, len(new))
+
+
+def _count_seen(referral, count):
+    """Count the peer's steps that change nothing here without making a new version: the
+    version is what a caseworker's next change names, and bookkeeping must not make it stale.
+    Another process counting the same steps meanwhile wins, as with save(): 412."""
+    counted = db.session.execute(
+        update(Referral)
+        .where(
+            Referral.id == referral.id,
+            Referral.remote_events_seen == referral.remote_events_seen,
+        )
+        .values(remote_events_seen=referral.remote_events_seen + count)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not counted:
+        db.session.rollback()
+        raise referrals.PreconditionFailed("Another process counted the peer's steps first.")
 
 
 def forwarder(app):

@@ -1,4 +1,4 @@
-"""Referral API: send, read, move along the state machine, withdraw consent."""
+"""Referral API: send, read, move along the state machine, assign, withdraw consent."""
 
 import re
 
@@ -10,16 +10,17 @@ from ..extensions import db
 from ..request_handling import json_body
 from . import service
 from .presentation import present, present_event
-from .schemas import ConsentWithdrawal, ListArgs, ReferralCreate, StatusChange
+from .schemas import Assignment, ConsentWithdrawal, ListArgs, ReferralCreate, StatusChange
 
 bp = Blueprint("referrals_api", __name__, url_prefix="/api/v1/referrals")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 VERSION_TAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 # Made once: a schema's first use builds its nested schemas and copies its fields.
-REFERRAL_CREATE, STATUS_CHANGE, CONSENT_WITHDRAWAL = (
+REFERRAL_CREATE, STATUS_CHANGE, CONSENT_WITHDRAWAL, ASSIGNMENT = (
     ReferralCreate(),
     StatusChange(),
     ConsentWithdrawal(),
+    Assignment(),
 )
 
 
@@ -113,3 +114,11 @@ def withdraw_consent(referral_id, principal):
     body = json_body(CONSENT_WITHDRAWAL) if request.content_length else {"erase": False}
     withdrawn = service.withdraw_consent(principal, str(referral_id), **body)
     return _referral_response(principal, withdrawn.id, audit_read=False)
+
+
+@bp.post("/<uuid:referral_id>/assignment")
+@protected("referrals:write")
+def assign(referral_id, principal):
+    body = json_body(ASSIGNMENT)
+    assigned = service.assign(principal, str(referral_id), body["user_id"])
+    return _referral_response(principal, assigned.id, audit_read=False)

@@ -38,6 +38,7 @@ def present(referral, personal=None, extras=None):
         "service_id": referral.service_id,
         "sender_organization_id": referral.sender_organization_id,
         "receiver_organization_id": referral.receiver_organization_id,
+        "assigned_to_user_id": referral.assigned_to_user_id,
         "subject": {
             "sex": referral.subject_sex,
             "birth_year": referral.subject_birth_year,

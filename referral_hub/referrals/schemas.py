@@ -112,6 +112,12 @@ class StatusChange(Schema):
     suggested_service_id = fields.UUID(load_default=None)
 
 
+class Assignment(Schema):
+    """Whom the receiving organisation assigns the referral to; null takes it off them."""
+
+    user_id = fields.UUID(required=True, allow_none=True)
+
+
 class ConsentWithdrawal(Schema):
     erase = fields.Boolean(load_default=False)
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import unicodedata
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -11,6 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from .. import clock, crypto
 from ..audit import service as audit
+from ..auth.models import Membership, User
 from ..auth.principal import actor
 from ..callbacks import outbox
 from ..db_types import new_id
@@ -21,11 +23,13 @@ from ..extensions import db
 from ..federation import inbound
 from ..federation import outbox as forwards
 from ..messages import N_
+from ..notifications import service as notifications
 from ..pagination import paginate
 from ..persistence import insert_unless_taken
 from . import references, visibility
 from .models import (
     DECLINE_REASONS,
+    OPEN_STATUSES,
     PERSONAL_CATEGORIES,
     UNANSWERED_STATUSES,
     Escalation,
@@ -266,7 +270,8 @@ def _new_referral(principal, data, idempotency_key, digest):
 
 
 def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None, by=None):
-    """Record a step of the timeline and, in the same transaction, its callbacks. `by` names
+    """Record a step of the timeline and, in the same transaction, its callbacks and the
+    notifications of the people it concerns. `by` names
     an actor who is no principal here (a peer hub); it acts for the referral's receiver."""
     event = ReferralEvent(
         referral_id=referral.id,
@@ -284,6 +289,7 @@ def _event(referral, kind, principal, from_status, to_status, reason=None, outco
     db.session.add(event)
     db.session.flush()
     outbox.enqueue(event, referral)
+    notifications.on_referral_event(event, referral)
 
 
 # Reading
@@ -307,16 +313,53 @@ def read_referral(principal, referral_id, audit_read=True):
         for c in categories
     }
     if categories and audit_read:
-        audit.record(
-            actor(principal),
-            principal.organization_id,
-            "referral.read",
-            "referral",
-            referral.id,
-            {"categories": categories},
-        )
+        _audit_read(principal, referral, categories)
         db.session.flush()
     return referral, standing, personal, _extras(referral, standing)
+
+
+def _audit_read(principal, referral, categories):
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.read",
+        "referral",
+        referral.id,
+        {"categories": categories},
+    )
+
+
+KHMER_COENG = "\u17d2"
+
+
+def _initial(name):
+    """A name's first letter, with the marks written on it (a Khmer consonant's vowel sign)."""
+    name = (name or "").strip()
+    if not name:
+        return ""
+    end = 1
+    while end < len(name) and unicodedata.category(name[end]).startswith("M"):
+        end += 2 if name[end] == KHMER_COENG else 1  # the coeng brings a consonant below
+    return name[:end] + "."
+
+
+def initials(principal, referrals):
+    """{referral id: the child's initials} for the cards of a list, only where the principal
+    may see the child's identity now; each such read of identity data is audited."""
+    found = {}
+    for referral in referrals:
+        standing = visibility.party(principal, referral)
+        if "identity" not in visibility.visible_categories(standing, referral):
+            continue
+        identity = crypto.decrypt(referral.identity_data, f"{referral.id}:identity")
+        letters = " ".join(
+            filter(None, (_initial(identity.get(k)) for k in ("given_name", "family_name")))
+        )
+        if letters:
+            found[referral.id] = letters
+            _audit_read(principal, referral, ["identity"])
+    db.session.flush()
+    return found
 
 
 # Free texts beside the categories: (column, encryption context)
@@ -366,6 +409,8 @@ def list_referrals(principal, filters, page_args):
         query = query.where(Referral.updated_at >= filters["updated_since"])
     if filters.get("reference"):
         query = query.where(Referral.reference == filters["reference"])
+    if filters.get("assigned_to"):
+        query = query.where(Referral.assigned_to_user_id == filters["assigned_to"])
     return paginate(
         query,
         Referral.created_at,
@@ -379,8 +424,9 @@ def list_referrals(principal, filters, page_args):
 URGENCY_RANK = {"emergency": 0, "high": 1, "normal": 2}
 
 
-def awaiting_answer(principal, limit=100):
-    """Referrals sent to the principal's organisation and not yet answered, most urgent first."""
+def awaiting_answer(principal, limit=100, assigned_to=None):
+    """Referrals sent to the principal's organisation and not yet answered, most urgent first;
+    only those assigned to `assigned_to` when it is given."""
     rank = case(URGENCY_RANK, value=Referral.urgency)
     query = (
         db.select(Referral)
@@ -391,7 +437,20 @@ def awaiting_answer(principal, limit=100):
         .order_by(rank, Referral.deadline_at, Referral.id)
         .limit(limit)
     )
+    if assigned_to is not None:
+        query = query.where(Referral.assigned_to_user_id == assigned_to)
     return db.session.scalars(query).all()
+
+
+def find_by_reference(principal, reference):
+    """The referral quoted on the phone (as typed: spaces, lower case), if the principal may
+    know of it; None otherwise."""
+    stored = references.normalized(reference)
+    if stored is None:
+        return None
+    return db.session.scalar(
+        db.select(Referral).where(Referral.reference == stored, visibility.known_to(principal))
+    )
 
 
 def events(principal, referral_id):
@@ -495,6 +554,69 @@ def change_status(
             "to": status,
             "version": referral.version,
             "categories": visibility.visible_categories(standing, referral),
+        },
+    )
+    db.session.flush()
+    return referral
+
+
+# Who may be assigned a referral: the receiving organisation's people who handle cases.
+ASSIGNABLE_ROLES = ("caseworker", "org_admin")
+
+
+def assignable_users(organization_id):
+    """The organisation's active caseworkers and admins, by name, to choose an assignee from."""
+    return db.session.scalars(
+        db.select(User)
+        .where(
+            User.organization_id == organization_id,
+            User.active.is_(True),
+            User.memberships.any(Membership.role.in_(ASSIGNABLE_ROLES)),
+        )
+        .order_by(User.name, User.email)
+    ).all()
+
+
+def _may_be_assigned(user, organization_id):
+    return (
+        user is not None
+        and user.active
+        and user.organization_id == organization_id
+        and bool(set(user.roles).intersection(ASSIGNABLE_ROLES))
+    )
+
+
+def assign(principal, referral_id, user_id):
+    """The receiving organisation names which of its people handles the referral (None: no
+    one); a reassignment replaces the earlier one."""
+    referral, standing = _visible(principal, referral_id)
+    if standing != visibility.RECEIVER:
+        raise Forbidden("Only the receiving organisation assigns a referral.")
+    if principal.user_id and not principal.has_role(*ASSIGNABLE_ROLES):
+        raise Forbidden(N_("This needs one of the roles: %(roles)s.", roles=ASSIGNABLE_ROLES))
+    if referral.status not in OPEN_STATUSES:
+        raise _field_error("status", "Only an open referral is assigned.", Conflict)
+    user_id = None if user_id is None else str(user_id)
+    if user_id is not None and not _may_be_assigned(
+        db.session.get(User, user_id), referral.receiver_organization_id
+    ):
+        raise _field_error("user_id", "Choose a caseworker of the receiving organisation.")
+    previous = referral.assigned_to_user_id
+    if previous == user_id:
+        return referral
+    referral.assigned_to_user_id = user_id
+    save()
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.assigned",
+        "referral",
+        referral.id,
+        {
+            "reason": "unassigned"
+            if user_id is None
+            else ("reassigned" if previous else "assigned"),
+            "version": referral.version,
         },
     )
     db.session.flush()

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from .. import clock
+from ..auth.models import User
 from ..csrf import check_csrf
 from ..directory import service as directory
 from ..errors import Problem
@@ -20,8 +21,8 @@ from ..web.labels import decline_reason_labels, status_labels
 from ..web.messages import translate
 from ..web.navigation import lands_on_dashboard
 from ..web.session import signed_in
-from . import service
-from .models import PERSONAL_CATEGORIES
+from . import contacts, service
+from .models import OPEN_STATUSES, PERSONAL_CATEGORIES
 from .schemas import SUBJECT_SEXES, ListArgs, ReferralCreate, StatusChange
 
 bp = page_blueprint("referral_pages", __name__)
@@ -61,27 +62,58 @@ def _names_for(referrals):
     )
 
 
+def _card_context(principal, referrals):
+    """What the cards of a list show beyond the referral: names, the child's initials where
+    the viewer may see them, and the assignees."""
+    names = _names_for(referrals)
+    assignee_ids = {r.assigned_to_user_id for r in referrals if r.assigned_to_user_id}
+    names.update(
+        (user.id, user.name or user.email)
+        for user in db.session.scalars(db.select(User).where(User.id.in_(assignee_ids)))
+    )
+    return {"names": names, "initials": service.initials(principal, referrals)}
+
+
 @bp.get("/home")
 @signed_in()
 def home(principal):
+    reference = request.args.get("reference", "").strip()
+    if reference:
+        return _found_by_reference(principal, reference)
     if lands_on_dashboard(principal):
         return redirect(url_for("report_pages.dashboard"))
-    awaiting = service.awaiting_answer(principal)
+    mine = request.args.get("assigned") == "me"
+    assigned_to = principal.user_id if mine else None
+    awaiting = service.awaiting_answer(principal, assigned_to=assigned_to)
+    filters = {"role": "received", "status": ["accepted", "in_progress"]}
     working, _cursor = service.list_referrals(
-        principal,
-        {"role": "received", "status": ["accepted", "in_progress"]},
-        {"limit": 50, "cursor": None},
+        principal, {**filters, "assigned_to": assigned_to}, {"limit": 50, "cursor": None}
     )
-    page_args = ListArgs(only=("limit", "cursor")).load(request.args)
-    sent, next_cursor = service.list_referrals(principal, {"role": "sent"}, page_args)
+    sent, next_cursor = [], None
+    if not mine:  # one's own organisation's referrals are assigned at the other end
+        paging = {k: v for k, v in request.args.items() if k in ("limit", "cursor")}
+        page_args = ListArgs(only=("limit", "cursor")).load(paging)
+        sent, next_cursor = service.list_referrals(principal, {"role": "sent"}, page_args)
+    context = _card_context(principal, [*awaiting, *working, *sent])
+    db.session.commit()  # the audit entries of the initials shown
     return render_template(
         "referrals/home.html",
         awaiting=awaiting,
         working=working,
         sent=sent,
+        mine=mine,
         more_url=next_cursor and url_for(".home", cursor=next_cursor),
-        names=_names_for([*awaiting, *working, *sent]),
+        **context,
     )
+
+
+def _found_by_reference(principal, reference):
+    """Open the referral quoted on the phone; say so when there is none the user may see."""
+    found = service.find_by_reference(principal, reference)
+    if found is None:
+        page = render_template("referrals/not_found.html", reference=reference)
+        return page, 404
+    return redirect(url_for(".referral_page", referral_id=found.id))
 
 
 def _local_moment(text, end_of_day=False):
@@ -200,7 +232,20 @@ def referral_page(referral_id, principal):
         may_erase=_may_erase(standing, referral),
         drastic=DRASTIC_STATUSES,
         personal_categories=PERSONAL_CATEGORIES,
+        people=contacts.people_to_call(referral),
+        assignable=_assignable(principal, standing, referral),
     )
+
+
+def _assignable(principal, standing, referral):
+    """Whom the receiving organisation's caseworkers and admins may assign it to; else none."""
+    if (
+        standing != "receiver"
+        or referral.status not in OPEN_STATUSES
+        or not principal.has_role(*service.ASSIGNABLE_ROLES)
+    ):
+        return []
+    return service.assignable_users(referral.receiver_organization_id)
 
 
 def _back_to(referral_id, problem=None):
@@ -312,6 +357,27 @@ def change_status(referral_id, principal):
         _("Saved: the referral is now %(status)s.", status=status_labels()[change["status"]]),
         "success",
     )
+    return _back_to(referral_id)
+
+
+@bp.post("/referrals/<uuid:referral_id>/assignment")
+@signed_in("caseworker", "org_admin")
+def assign(referral_id, principal):
+    check_csrf()
+    user_id = request.form.get("user_id", "").strip()
+    try:
+        uuid.UUID(user_id)
+    except ValueError:
+        flash(_("Choose a caseworker before you save."), "error")
+        return _back_to(referral_id)
+    try:
+        referral = service.assign(principal, str(referral_id), user_id)
+    except Problem as problem:
+        return _back_to(referral_id, problem)
+    assignee = db.session.get(User, referral.assigned_to_user_id)
+    name = assignee.name or assignee.email
+    db.session.commit()
+    flash(_("Assigned to %(name)s.", name=name), "success")
     return _back_to(referral_id)
 
 

@@ -6,6 +6,7 @@ from flask_babel import get_locale
 from .. import clock
 from ..csrf import csrf_token
 from ..federation.outbox import flagged
+from ..referrals.contacts import network_coordinators
 from . import (
     dates,
     directory_text,
@@ -17,6 +18,11 @@ from . import (
     navigation,
     session,
 )
+
+
+def tel(number):
+    """A phone number as a tel: link wants it: + and digits only."""
+    return "".join(c for c in number if c.isdigit() or c == "+")
 
 
 def _page_globals():
@@ -37,11 +43,13 @@ def configure(app):
     app.after_request(session.not_stored)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.filters["translate_message"] = messages.translate
+    app.jinja_env.filters["tel"] = tel
     app.jinja_env.globals.update(
         localize.HELPERS,
         **labels.HELPERS,
         now=clock.now,
         forwarding_flagged=flagged,
         local_text=directory_text.local_text,
+        network_coordinators=network_coordinators,
     )
     app.register_blueprint(i18n.bp)

@@ -93,6 +93,10 @@ SHOWN_ON_PAGES = (
     _l("Only coordinators, or the service's own organisation's admins, edit it."),
     _l("The service has invalid fields."),
     _l("The form has expired or did not come from this site; reload the page and try again."),
+    _l("A phone number: digits, spaces and + ( ) - only."),
+    _l("Only the receiving organisation assigns a referral."),
+    _l("Only an open referral is assigned."),
+    _l("Choose a caseworker of the receiving organisation."),
     # marshmallow
     _l("Missing data for required field."),
     _l("Not a valid email address."),

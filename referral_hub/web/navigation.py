@@ -12,12 +12,15 @@ MENU = [
     ("admin_pages.users", _l("Users"), ("org_admin", "coordinator")),
     ("admin_pages.clients", _l("API clients"), ("org_admin", "coordinator")),
     ("callback_pages.subscriptions", _l("Callbacks"), ("org_admin",)),
+    ("notification_pages.messages", _l("Notifications sent"), ("org_admin",)),
     ("capacity_pages.capacity", _l("Capacity"), ("org_admin",)),
     ("curation_pages.organizations", _l("Directory"), ("coordinator",)),
     ("network_pages.overdue", _l("Overdue and escalated"), ("coordinator",)),
     ("peer_pages.peers", _l("Peer hubs"), ("coordinator",)),
     ("audit_pages.log", _l("Audit log"), ("coordinator",)),
     ("report_pages.dashboard", _l("Dashboard"), OVERSIGHT_ROLES),
+    ("auth_pages.profile", _l("Your profile"), ANY_ROLE),
+    ("notification_pages.preferences", _l("My notifications"), ANY_ROLE),
 ]
 
 
