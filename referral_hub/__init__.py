@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import compression, crypto, database_outage, errors, logs, request_handling, web
 from . import config as settings
-from . import crypto, database_outage, errors, logs, request_handling, web
 from .db_types import include_in_autogenerate
 from .extensions import db, migrate
 
@@ -53,6 +53,7 @@ def create_app(config=None):
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
 
+    compression.configure(app)
     logs.configure(app)
     database_outage.register(app)
     db.init_app(app)
@@ -92,6 +93,7 @@ def create_app(config=None):
     from .referrals import views as referral_views
     from .reports import api as reports_api
     from .reports import views as report_views
+    from .web import brand
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
@@ -106,6 +108,7 @@ def create_app(config=None):
     notification_views.configure(app)
     for blueprint in (
         health_bp,
+        brand.bp,
         oauth_api.bp,
         views.bp,
         auth_api.bp,

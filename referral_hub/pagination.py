@@ -71,17 +71,30 @@ def _encode(ordering, values):
     return base64.urlsafe_b64encode(json.dumps([ordering, *values]).encode()).decode()
 
 
-def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None, parse=None):
+def paginate(
+    query,
+    sort_column,
+    id_column,
+    args,
+    sort_value=None,
+    ordering=None,
+    parse=None,
+    descending=False,
+):
     """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor: the
     query's objects when it selects one entity or column, else its rows.
 
     sort_column may be an expression; sort_value then computes it for a row (as JSON), and parse
     turns it back into the column's type. A cursor names its ordering, so one list's cursor is
-    refused by another.
+    refused by another. `descending` lists the largest first (the newest, by a time or a seq).
     """
     ordering = ordering or f"{id_column.table.name}.{sort_column.key}"
+    ordering += " desc" if descending else ""
     sort_value = sort_value or (lambda row: getattr(row, sort_column.key))
-    query = query.order_by(sort_column, id_column)
+    if descending:
+        query = query.order_by(sort_column.desc(), id_column.desc())
+    else:
+        query = query.order_by(sort_column, id_column)
     if args["cursor"]:
         after, after_id = _decode(args["cursor"], ordering)
         try:
@@ -89,7 +102,8 @@ def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None
             after_id = _column_value(after_id, id_column)
         except (TypeError, ValueError) as exc:
             raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
-        query = query.where(tuple_(sort_column, id_column) > (after, after_id))
+        key = tuple_(sort_column, id_column)
+        query = query.where(key < (after, after_id) if descending else key > (after, after_id))
     result = db.session.execute(query.limit(args["limit"] + 1))
     rows = result.all()
     if len(result.keys()) == 1:

@@ -21,7 +21,7 @@ from .test_pages_callbacks import delivery
 
 SMALLEST_TARGET = 44  # CSS px, width and height
 HIGHEST_HEADER = 100
-NOT_PAGES = {"static", "health.healthz", "health.readyz", "health.openapi"}
+NOT_PAGES = {"static", "brand.favicon", "health.healthz", "health.readyz", "health.openapi"}
 
 # Every control a finger may tap; each is measured with the <details> on the page open.
 MEASURE_CONTROLS = """() => {
@@ -100,7 +100,12 @@ def _hub(app):
         "organization_id": receiver_org.id,
         "user_id": network["b"].id,
         "subscription_id": subscription.id,
+        "client_id": client_id,
         "auth_pages.authorize": urlencode(authorize),  # the query of the approval page
+        # the queries of the pages asking once more before a drastic action
+        "referral_pages.confirm_status": "status=withdrawn",
+        "referral_pages.confirm_consent_withdrawal": "erase=yes",
+        "curation_pages.confirm_retirement": "status=defunct",
     }
     return people, values
 

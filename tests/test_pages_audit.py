@@ -43,10 +43,11 @@ def test_pages_of_entries(app):
     browser, _ = signed_in(app, ["coordinator"])
     first = text(browser.get("/audit?limit=2&resource_type=organization", headers=EN))
     entry = '<td data-label="#">{}</td>'.format  # the cell of an entry's number
-    assert entry(1) in first and entry(3) not in first
+    assert "Newest first." in first
+    assert first.index(entry(3)) < first.index(entry(2)) and entry(1) not in first
     link = re.search(r'href="(/audit\?[^"]*cursor=[^"]+)"', first).group(1).replace("&amp;", "&")
     second = text(browser.get(link))
-    assert entry(3) in second and entry(1) not in second
+    assert entry(1) in second and entry(3) not in second and entry(2) not in second
 
 
 def test_chain_check_says_intact_or_where_it_is_broken(app):

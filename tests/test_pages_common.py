@@ -7,7 +7,15 @@ from urllib.parse import parse_qs, urlsplit
 from referral_hub.audit.models import PendingAuditEntry
 from referral_hub.extensions import db
 
-from .factories import PASSWORD, add_location, make_org, make_service, make_user, sign_in
+from .factories import (
+    PASSWORD,
+    add_location,
+    make_client,
+    make_org,
+    make_service,
+    make_user,
+    sign_in,
+)
 from .pages import referral_id_of, save_draft, send_referral, signed_in, submit, text
 from .test_pages_callbacks import add_subscription, delivery
 
@@ -157,6 +165,7 @@ def test_pages_about_one_record_are_light_and_labelled_with_data(app):
     draft_id = save_draft(browser, service)
     subscription, _secret, _page = add_subscription(browser)
     delivery(subscription, "failed", 1, attempts=[(500, None, 120), (None, "timeout", 5000)])
+    client_id, _client_secret = make_client(mine)
     routes = [
         f"/services/{service.id}",
         f"/services/{service.id}/refer",
@@ -167,6 +176,12 @@ def test_pages_about_one_record_are_light_and_labelled_with_data(app):
         f"/curation/organizations/{receiver.id}",
         f"/curation/organizations/{receiver.id}/services/new",
         f"/curation/services/{service.id}",
+        # the pages asking once more before a drastic action
+        f"/referrals/{referral_id}/status?status=withdrawn",
+        f"/referrals/{referral_id}/consent/withdraw?erase=yes",
+        f"/admin/users/{colleague.id}/active",
+        f"/admin/clients/{client_id}/revoke",
+        f"/curation/services/{service.id}/status?status=defunct",
     ]
     argument_routes = [r for r in _page_routes(app, with_arguments=True) if "<" in r]
     assert len(routes) == len(argument_routes), argument_routes  # a new page joins this list

@@ -67,7 +67,8 @@ def test_a_stale_version_and_a_refused_move_are_explained_in_khmer(app):
     _assert_khmer(stale)
     assert "កំណែទី 2" in stale
 
-    change_status(receiver, referral_id, "withdrawn")  # the sender's move, not the receiver's
+    # the sender's move, not the receiver's, even from a form claiming to be confirmed
+    change_status(receiver, referral_id, "withdrawn", confirmed="yes")
     refused = _flash(text(receiver.get(url)))
     _assert_khmer(refused)
     assert "«បានទទួល»" in refused and "«បានដកវិញ»" in refused  # from received to withdrawn

@@ -8,6 +8,7 @@ from referral_hub.referrals.models import Referral
 from .factories import add_location, make_org, make_service
 from .pages import (
     REFERRAL_FORM,
+    confirm,
     referral_id_of,
     send_referral,
     signed_in,
@@ -103,9 +104,10 @@ def test_the_receiver_cannot_make_the_senders_moves(app):
     sender, receiver, detox = two_partners(app)
     referral_id = referral_id_of(send_referral(sender, detox))
     url = f"/referrals/{referral_id}"
-    submit(receiver, url, f"{url}/status", status="withdrawn", version="1")
+    # Even a form claiming to come from the page asking once more: the rules refuse.
+    submit(receiver, url, f"{url}/status", status="withdrawn", version="1", confirmed="yes")
     assert db.session.get(Referral, referral_id).status == "sent"
-    response = submit(receiver, url, f"{url}/consent/withdraw")
+    response = submit(receiver, url, f"{url}/consent/withdraw", confirmed="yes")
     assert db.session.get(Referral, referral_id).consent_status == "active"
     assert response.status_code == 302
 
@@ -114,7 +116,7 @@ def test_withdrawing_consent_hides_personal_data_from_the_receiver(app):
     sender, receiver, detox = two_partners(app)
     referral_id = referral_id_of(send_referral(sender, detox))
     url = f"/referrals/{referral_id}"
-    submit(sender, url, f"{url}/consent/withdraw")
+    confirm(sender, submit(sender, url, f"{url}/consent/withdraw"))
     page = text(receiver.get(url))
     assert GIVEN_NAME not in page and "Not shared (no consent)" in page
 

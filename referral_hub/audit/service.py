@@ -345,9 +345,10 @@ def _seconds(value):
     return None if value is None else round(max(value, 0.0), 3)
 
 
-def entries(principal, filters, page_args):
-    """A page of entries by seq, for coordinators; filters: resource_type, resource_id, action,
-    actor (exact) and since (entries at or after)."""
+def entries(principal, filters, page_args, newest_first=False):
+    """A page of entries by seq (the API's order) or newest first (the page's), for
+    coordinators; filters: resource_type, resource_id, action, actor (exact) and since
+    (entries at or after)."""
     principal.require_role("coordinator")
     query = select(AuditEntry)
     for name in ("resource_type", "resource_id", "action", "actor"):
@@ -355,7 +356,7 @@ def entries(principal, filters, page_args):
             query = query.where(getattr(AuditEntry, name) == filters[name])
     if filters.get("since") is not None:
         query = query.where(AuditEntry.at >= filters["since"])
-    return paginate(query, AuditEntry.seq, AuditEntry.seq, page_args)
+    return paginate(query, AuditEntry.seq, AuditEntry.seq, page_args, descending=newest_first)
 
 
 @contextlib.contextmanager

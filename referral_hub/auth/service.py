@@ -296,6 +296,11 @@ def _client_of(principal, organization_id, client_id):
     return client
 
 
+def get_client(principal, organization_id, client_id):
+    """One API client of an organisation the principal administers."""
+    return _client_of(principal, organization_id, client_id)
+
+
 def list_clients(principal, organization_id, page_args):
     managed_organization(principal, organization_id)
     query = db.select(OAuthClient).filter_by(organization_id=organization_id)

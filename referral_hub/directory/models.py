@@ -43,6 +43,9 @@ class Organization(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     alternate_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # In Khmer, for the Khmer pages; until written, they show the English marked as English.
+    name_km: Mapped[str | None] = mapped_column(String(200))
+    description_km: Mapped[str | None] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(String(254))
     website: Mapped[str | None] = mapped_column(String(500))
     province: Mapped[str | None] = mapped_column(String(2))
@@ -80,6 +83,9 @@ class Service(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     alternate_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # In Khmer, for the Khmer pages; until written, they show the English marked as English.
+    name_km: Mapped[str | None] = mapped_column(String(200))
+    description_km: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(String(500))
     email: Mapped[str | None] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(20), default="active")

@@ -35,6 +35,8 @@ OWNER_FIELDS = {
     "name",
     "alternate_name",
     "description",
+    "name_km",
+    "description_km",
     "url",
     "email",
     "application_process",
@@ -52,8 +54,15 @@ CURATED_FIELDS = OWNER_FIELDS | {
     "status",
 }
 CAPACITY_FIELDS = {"capacity_status", "places_free", "accepting_referrals"}
-ORGANIZATION_OWNER_FIELDS = {"description", "alternate_name", "email", "website", "phones"}
-ORGANIZATION_CURATED_FIELDS = ORGANIZATION_OWNER_FIELDS | {"name", "province", "status"}
+ORGANIZATION_OWNER_FIELDS = {
+    "description",
+    "description_km",
+    "alternate_name",
+    "email",
+    "website",
+    "phones",
+}
+ORGANIZATION_CURATED_FIELDS = ORGANIZATION_OWNER_FIELDS | {"name", "name_km", "province", "status"}
 
 
 def _is_coordinator(principal):
@@ -279,8 +288,10 @@ def refresh_search_text(service):
     )
     parts = [
         service.name,
+        service.name_km or "",
         service.alternate_name or "",
         service.description or "",
+        service.description_km or "",
         service.eligibility_description or "",
         service.organization.name,
         reference.category_names(service.category_codes),

@@ -13,8 +13,9 @@ from ..directory import service as directory
 from ..errors import Problem
 from ..extensions import db
 from ..web import localize
+from ..web.confirm import ask_first, confirmation_page, confirmed, typed_matches
 from ..web.error_pages import page_blueprint
-from ..web.labels import status_labels
+from ..web.labels import decline_reason_labels, status_labels
 from ..web.messages import translate
 from ..web.navigation import lands_on_dashboard
 from ..web.session import signed_in
@@ -23,6 +24,8 @@ from .models import OPEN_STATUSES, PERSONAL_CATEGORIES
 from .schemas import SUBJECT_SEXES, ListArgs, ReferralCreate, StatusChange
 
 bp = page_blueprint("referral_pages", __name__)
+# Moves that end the referral for the other side: each asks once more on its own page.
+DRASTIC_STATUSES = ("declined", "withdrawn")
 
 
 def _names_for(referrals):
@@ -225,6 +228,8 @@ def referral_page(referral_id, principal):
         names=names,
         allowed=service.allowed_transitions(standing, referral.status),
         may_withdraw_consent=standing == "sender" and referral.consent_status == "active",
+        may_erase=_may_erase(standing, referral),
+        drastic=DRASTIC_STATUSES,
         personal_categories=PERSONAL_CATEGORIES,
         people=contacts.people_to_call(referral),
         assignable=_assignable(principal, standing, referral),
@@ -250,10 +255,91 @@ def _back_to(referral_id, problem=None):
     return redirect(url_for(".referral_page", referral_id=referral_id))
 
 
+def reference_of(referral):
+    """The referral's reference (MT-26-0042), which the person erasing its data types; the
+    first part of its id for a referral that has none (one a peer hub sent without it)."""
+    return referral.reference or referral.id.split("-")[0].upper()
+
+
+def _may_erase(standing, referral):
+    return standing == "sender" and referral.erased_at is None
+
+
+def _status_confirmation(referral, status, reason, version):
+    """The page asking once more before a decline or a withdrawal."""
+    names = _names_for([referral])
+    back = url_for(".referral_page", referral_id=referral.id)
+    action = url_for(".change_status", referral_id=referral.id)
+    fields = {"status": status, "version": version, "reason": reason or ""}
+    if status == "declined":
+        sender = names.get(referral.sender_organization_id, "")
+        return confirmation_page(
+            action,
+            title=_("Decline this referral?"),
+            happens=[
+                _(
+                    "The referral is declined because: %(reason)s.",
+                    reason=decline_reason_labels()[reason],
+                ),
+                _(
+                    "%(organization)s is told at once and can refer the child elsewhere.",
+                    organization=sender,
+                ),
+            ],
+            lasting=[
+                _("A declined referral cannot be accepted later: the sender must send a new one."),
+            ],
+            button=_("Yes, decline the referral"),
+            back=back,
+            fields=fields,
+        )
+    receiver = names.get(referral.receiver_organization_id, "")
+    return confirmation_page(
+        action,
+        title=_("Withdraw this referral?"),
+        happens=[
+            _(
+                "%(organization)s is told at once that the referral is withdrawn, and can no "
+                "longer act on it.",
+                organization=receiver,
+            ),
+        ],
+        lasting=[
+            _(
+                "A withdrawn referral cannot be reopened: to refer the child again, send a "
+                "new referral."
+            ),
+        ],
+        button=_("Yes, withdraw the referral"),
+        back=back,
+        fields=fields,
+    )
+
+
+@bp.get("/referrals/<uuid:referral_id>/status")
+@signed_in()
+def confirm_status(referral_id, principal):
+    """Ask once more before a decline or a withdrawal; other moves need no second look."""
+    referral, standing, _personal, _extras = service.read_referral(
+        principal, str(referral_id), audit_read=False
+    )
+    status, reason = request.args.get("status"), request.args.get("reason")
+    allowed = service.allowed_transitions(standing, referral.status)
+    if status not in DRASTIC_STATUSES or status not in allowed:
+        return _back_to(referral_id)
+    if status == "declined" and reason not in decline_reason_labels():
+        flash(_("Choose why you decline before you go on."), "error")
+        return _back_to(referral_id)
+    version = request.args.get("version") or referral.version
+    return _status_confirmation(referral, status, reason, version)
+
+
 @bp.post("/referrals/<uuid:referral_id>/status")
 @signed_in()
 def change_status(referral_id, principal):
     check_csrf()
+    if request.form.get("status") in DRASTIC_STATUSES and not confirmed():
+        return ask_first()
     fields = {k: v for k, v in request.form.items() if k in ("status", "reason", "outcome") and v}
     try:
         change = StatusChange().load(fields)
@@ -294,17 +380,92 @@ def assign(referral_id, principal):
     return _back_to(referral_id)
 
 
+def _consent_confirmation(referral, erase, error=None):
+    """The page asking once more before consent is withdrawn, or the data erased for good."""
+    receiver = _names_for([referral]).get(referral.receiver_organization_id, "")
+    action = url_for(".withdraw_consent", referral_id=referral.id)
+    back = url_for(".referral_page", referral_id=referral.id)
+    if not erase:
+        return confirmation_page(
+            action,
+            title=_("Withdraw consent?"),
+            happens=[
+                _(
+                    "%(organization)s no longer sees the child's name, contacts, health or "
+                    "history. The referral itself goes on.",
+                    organization=receiver,
+                ),
+            ],
+            lasting=[
+                _(
+                    "Consent cannot be given again on this referral: a new consent needs a new "
+                    "referral."
+                ),
+            ],
+            button=_("Yes, withdraw consent"),
+            back=back,
+        )
+    return confirmation_page(
+        action,
+        title=_("Erase the personal information?"),
+        happens=[
+            _("Consent is withdrawn, if it is not already."),
+            _(
+                "The child's name, contacts, health and history are deleted from the hub, here "
+                "and for %(organization)s. The referral's status and dates stay.",
+                organization=receiver,
+            ),
+        ],
+        lasting=[
+            _("Nobody can bring the erased information back, not even an administrator."),
+        ],
+        button=_("Yes, erase it for good"),
+        back=back,
+        fields={"erase": "yes"},
+        typed=reference_of(referral),
+        error=error,
+    )
+
+
+@bp.get("/referrals/<uuid:referral_id>/consent/withdraw")
+@signed_in()
+def confirm_consent_withdrawal(referral_id, principal):
+    """Ask once more before withdrawing consent; erasing also asks for the reference."""
+    referral, standing, _personal, _extras = service.read_referral(
+        principal, str(referral_id), audit_read=False
+    )
+    erase = request.args.get("erase") == "yes"
+    allowed = _may_erase(standing, referral) if erase else referral.consent_status == "active"
+    if standing != "sender" or not allowed:
+        return _back_to(referral_id)
+    return _consent_confirmation(referral, erase)
+
+
 @bp.post("/referrals/<uuid:referral_id>/consent/withdraw")
 @signed_in()
 def withdraw_consent(referral_id, principal):
     check_csrf()
+    if not confirmed():
+        return ask_first()
+    erase = request.form.get("erase") == "yes"
+    if erase:
+        referral, _standing, _personal, _extras = service.read_referral(
+            principal, str(referral_id), audit_read=False
+        )
+        if not typed_matches(reference_of(referral)):
+            error = _("This is not the referral's reference: nothing was erased.")
+            return _consent_confirmation(referral, erase, error)
     try:
-        erase = request.form.get("erase") == "yes"
         service.withdraw_consent(principal, str(referral_id), erase=erase)
     except Problem as problem:
         return _back_to(referral_id, problem)
     db.session.commit()
-    flash(
-        _("Consent withdrawn: the receiving organisation no longer sees personal data."), "success"
-    )
+    if erase:
+        # Neutral, not green: something was destroyed, which is nothing to celebrate.
+        flash(_("The personal information was erased from the hub."), "notice")
+    else:
+        flash(
+            _("Consent withdrawn: the receiving organisation no longer sees personal data."),
+            "notice",
+        )
     return _back_to(referral_id)

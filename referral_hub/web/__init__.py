@@ -7,7 +7,17 @@ from .. import clock
 from ..csrf import csrf_token
 from ..federation.outbox import flagged
 from ..referrals.contacts import network_coordinators
-from . import dates, error_pages, i18n, labels, localize, messages, navigation, session
+from . import (
+    dates,
+    directory_text,
+    error_pages,
+    i18n,
+    labels,
+    localize,
+    messages,
+    navigation,
+    session,
+)
 
 
 def tel(number):
@@ -39,6 +49,7 @@ def configure(app):
         **labels.HELPERS,
         now=clock.now,
         forwarding_flagged=flagged,
+        local_text=directory_text.local_text,
         network_coordinators=network_coordinators,
     )
     app.register_blueprint(i18n.bp)

@@ -111,4 +111,5 @@ SHOWN_ON_PAGES = (
     _l("Not a valid datetime."),
     _l("Must be greater than or equal to 0 and less than or equal to 100000."),
     _l("Must be greater than or equal to 0 and less than or equal to 120."),
+    _l("String does not match expected pattern."),
 )
