@@ -364,14 +364,13 @@ def test_nothing_is_lost_or_doubled_when_the_peer_is_down_or_either_hub_killed(h
     assert len(others) == 25  # each once: the Idempotency-Key absorbed every repeat
 
 
-def test_in_khmer_a_caseworker_refers_across_networks_and_sees_the_answer(app, hubs):
+def test_in_khmer_a_caseworker_refers_across_networks_and_sees_the_answer(app, hubs, browser):
     """The sender at A and the receiver at B, each in their own browser, in Khmer."""
     from flask_babel import force_locale
     from flask_babel import gettext as _
-    from playwright import sync_api
 
     from .factories import PASSWORD
-    from .test_browser import CHROMIUM, PHONE_SCREEN, Person
+    from .test_browser import PHONE_SCREEN, Person
 
     a, b = hubs
     a.cli("peers", "sync", "Phnom Penh network")
@@ -391,63 +390,60 @@ def test_in_khmer_a_caseworker_refers_across_networks_and_sees_the_answer(app, h
         with app.test_request_context(), force_locale("km"):
             return _(text, **values)
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        sender = Person(browser, a.url, SimpleNamespace(**sophea), "km", shots)
-        sender.sign_in()
-        sender.page.goto(f"{a.url}/find?hub=all&q=hotline")
-        card = sender.page.locator("ul.cards > li", has_text="ChildSafe Hotline").first
-        assert khmer("Network: %(hub)s", hub="Phnom Penh network") in card.inner_text()
-        sender.shot("a-finds-a-phnom-penh-service")
-        card.locator(f'a[href="/services/{HOTLINE}/refer"]').click()
-        # Consent first, then the facts and the name the guardian agreed to share.
-        sender.page.select_option('select[name="consent.given_by"]', "guardian")
-        sender.page.select_option('select[name="consent.method"]', "thumbprint")
-        sender.page.locator('input[name="consent.categories"][value="identity"]').check()
-        sender.page.locator('button[name="go"][value="details"]').click()
-        sender.page.locator('input[name="urgency"][value="high"]').check()
-        sender.page.select_option('select[name="subject.sex"]', "female")
-        sender.page.fill('input[name="subject.age"]', "14")
-        sender.page.select_option('select[name="subject.province"]', "17")
-        sender.page.fill('input[name="subject.identity.given_name"]', "Srey Pov")
-        sender.page.locator('button[name="go"][value="send"]').click()
-        sender.page.wait_for_url(lambda url: "/referrals/" in url)
-        sender.shot("a-referral-sent")
-        referral_page = sender.page.url
+    sender = Person(browser, a.url, SimpleNamespace(**sophea), "km", shots)
+    sender.sign_in()
+    sender.page.goto(f"{a.url}/find?hub=all&q=hotline")
+    card = sender.page.locator("ul.cards > li", has_text="ChildSafe Hotline").first
+    assert khmer("Network: %(hub)s", hub="Phnom Penh network") in card.inner_text()
+    sender.shot("a-finds-a-phnom-penh-service")
+    card.locator(f'a[href="/services/{HOTLINE}/refer"]').click()
+    # Consent first, then the facts and the name the guardian agreed to share.
+    sender.page.select_option('select[name="consent.given_by"]', "guardian")
+    sender.page.select_option('select[name="consent.method"]', "thumbprint")
+    sender.page.locator('input[name="consent.categories"][value="identity"]').check()
+    sender.page.locator('button[name="go"][value="details"]').click()
+    sender.page.locator('input[name="urgency"][value="high"]').check()
+    sender.page.select_option('select[name="subject.sex"]', "female")
+    sender.page.fill('input[name="subject.age"]', "14")
+    sender.page.select_option('select[name="subject.province"]', "17")
+    sender.page.fill('input[name="subject.identity.given_name"]', "Srey Pov")
+    sender.page.locator('button[name="go"][value="send"]').click()
+    sender.page.wait_for_url(lambda url: "/referrals/" in url)
+    sender.shot("a-referral-sent")
+    referral_page = sender.page.url
 
-        receiver = Person(browser, b.url, SimpleNamespace(**dara), "km", shots)
-        receiver.sign_in()
+    receiver = Person(browser, b.url, SimpleNamespace(**dara), "km", shots)
+    receiver.sign_in()
 
-        origin = khmer(
-            "From %(hub)s, %(organization)s",
-            hub="Siem Reap network",
-            organization="Siem Reap Children's Shelter",
-        )
-        forwarded = receiver.page.locator("#awaiting-list li", has_text=origin).filter(
-            has_text=khmer("age %(age)s", age=14)
-        )
+    origin = khmer(
+        "From %(hub)s, %(organization)s",
+        hub="Siem Reap network",
+        organization="Siem Reap Children's Shelter",
+    )
+    forwarded = receiver.page.locator("#awaiting-list li", has_text=origin).filter(
+        has_text=khmer("age %(age)s", age=14)
+    )
 
-        def waiting():
-            receiver.page.goto(f"{b.url}/")
-            return forwarded.count()
+    def waiting():
+        receiver.page.goto(f"{b.url}/")
+        return forwarded.count()
 
-        wait_for(waiting, seconds=15)
-        receiver.shot("b-home-waiting")
-        forwarded.first.locator("h3 a").click()
-        assert origin in receiver.page.inner_text("#referrer")
-        assert "Srey Pov" in receiver.page.inner_text("#personal")
-        receiver.page.locator('form:has(input[name="status"][value="received"]) button').click()
-        receiver.page.locator('form:has(input[name="status"][value="accepted"]) button').click()
-        receiver.shot("b-accepted")
+    wait_for(waiting, seconds=15)
+    receiver.shot("b-home-waiting")
+    forwarded.first.locator("h3 a").click()
+    assert origin in receiver.page.inner_text("#referrer")
+    assert "Srey Pov" in receiver.page.inner_text("#personal")
+    receiver.page.locator('form:has(input[name="status"][value="received"]) button').click()
+    receiver.page.locator('form:has(input[name="status"][value="accepted"]) button').click()
+    receiver.shot("b-accepted")
 
-        def accepted_at_a():
-            sender.page.goto(referral_page)
-            return sender.page.inner_text("#status") == khmer("Accepted")
+    def accepted_at_a():
+        sender.page.goto(referral_page)
+        return sender.page.inner_text("#status") == khmer("Accepted")
 
-        wait_for(accepted_at_a, seconds=10)
-        sender.shot("a-sees-accepted")
-        assert PHONE_SCREEN["width"] >= sender.page.evaluate("document.documentElement.scrollWidth")
-        browser.close()
+    wait_for(accepted_at_a, seconds=10)
+    sender.shot("a-sees-accepted")
+    assert PHONE_SCREEN["width"] >= sender.page.evaluate("document.documentElement.scrollWidth")
 
 
 def test_a_removed_peer_leaves_its_referrals_readable_as_a_former_peers(hubs):

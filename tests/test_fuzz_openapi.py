@@ -221,6 +221,7 @@ class Hub:
             "client_id": api_client["client_id"],
             "delivery_id": "msg_00000000000000000000000000000000",
             "peer_id": peering.invite("test", "Fuzzed peer")["peer_id"],
+            "draft_id": "00000000-0000-4000-8000-000000000000",  # nobody's: a 404, never a 5xx
         }
         self.bodies = {
             ("POST", "/api/v1/referrals"): referral_body(service.id),

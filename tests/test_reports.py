@@ -354,8 +354,10 @@ def test_the_printed_month_shows_its_times_and_the_months_before_it(app, client)
         clock.freeze(None)
     receipt = page.split('id="times-receive-table"')[1].split("</table>")[0]
     acceptance = page.split('id="times-accept-table"')[1].split("</table>")[0]
-    assert '<th scope="row">January 2026</th><td>2 hours</td><td>2 hours</td>' in receipt
-    assert "<td>30 hours</td><td>30 hours</td>" in acceptance
+    row = '<th scope="row" data-label="Month">January 2026</th><td data-label="Median">2 hours</td>'
+    assert row + '<td data-label="90th percentile">2 hours</td>' in receipt
+    both = '<td data-label="Median">30 hours</td><td data-label="90th percentile">30 hours</td>'
+    assert both in acceptance
     assert "No referrals were sent in: August 2025, September 2025, October 2025, " in page
     assert 'id="figure-total">1</dd>' in page
 
@@ -372,7 +374,7 @@ def test_a_long_period_shows_its_last_twelve_months_and_the_csv_has_every_month(
     period = "from=2025-01-01&to=2026-02-28"
     page = text(browser.get(f"/reports?{period}"))
     trend = page.split('id="trend-table"')[1].split("</table>")[0]
-    assert trend.count('<th scope="row">') == 12 and "March 2025" in trend
+    assert trend.count('<th scope="row"') == 12 and "March 2025" in trend
     assert "February 2025" not in trend and 'id="trend-cut"' in page
     assert _figure(page, "total") == "14"
     csv_rows = list(csv.reader(io.StringIO(text(browser.get(f"/reports/figures.csv?{period}")))))

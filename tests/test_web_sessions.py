@@ -207,8 +207,12 @@ def test_disabling_a_user_ends_their_sessions_for_good(app):
     copy = _copy(colleague_browser)
     url = f"/admin/users/{colleague.id}"
     page = text(admin.get(url))
-    for active in ("false", "true"):
-        admin.post(f"{url}/active", data={"csrf_token": csrf_from(page), "active": active})
+    for active in ("false", "true"):  # disabling asks once more: confirmed here
+        answer = admin.post(
+            f"{url}/active",
+            data={"csrf_token": csrf_from(page), "active": active, "confirmed": "yes"},
+        )
+        assert answer.status_code == 302
     assert _signed_out(colleague_browser) and _signed_out(copy)
     assert sign_in(app.test_client(), colleague.email).status_code == 302
 

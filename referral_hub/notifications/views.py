@@ -47,7 +47,7 @@ def configure(app):
     if app.config["HUB_ENV"] == "production" and "email" not in names:
         log.warning("E-mail notifications are off: set SMTP_URL to send them.")
     if app.config["HUB_ENV"] != "testing":
-        log.info("notification channels: %s", ", ".join(names) or "none")
+        log.debug("notification channels: %s", ", ".join(names) or "none")
 
 
 def banner():
