@@ -71,7 +71,7 @@ def create_app(config=None):
 
     from .audit import api as audit_api
     from .audit import views as audit_views
-    from .auth import admin_views, keys, oauth_api, oauth_server, revocation, views
+    from .auth import admin_views, keys, oauth_api, oauth_server, revocation, tokens, views
     from .auth import api as auth_api
     from .callbacks import api as callbacks_api
     from .callbacks import views as callback_views
@@ -91,6 +91,7 @@ def create_app(config=None):
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
+    app.extensions["hub_verified_tokens"] = tokens.VerifiedTokens()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
     app.extensions["hub_dispatcher"] = Dispatcher(app)
     app.extensions["hub_forwarder"] = Forwarder(app)
