@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, tuple_
 
 from .extensions import db
 from .request_handling import unstorable
+from .rows import read_rows
 
 MAX_LIMIT = 100
 # Page numbers of the numbered (HSDS) lists: a hundred million rows at 100 a page, past any
@@ -71,9 +72,12 @@ def _encode(ordering, values):
     return base64.urlsafe_b64encode(json.dumps([ordering, *values]).encode()).decode()
 
 
-def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None, parse=None):
+def paginate(
+    query, sort_column, id_column, args, sort_value=None, ordering=None, parse=None, rows=False
+):
     """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor: the
-    query's objects when it selects one entity or column, else its rows.
+    query's objects when it selects one entity or column, else its rows. With rows=True the
+    query, a select of columns, is read as plain rows (rows.read_rows).
 
     sort_column may be an expression; sort_value then computes it for a row (as JSON), and parse
     turns it back into the column's type. A cursor names its ordering, so one list's cursor is
@@ -90,7 +94,8 @@ def paginate(query, sort_column, id_column, args, sort_value=None, ordering=None
         except (TypeError, ValueError) as exc:
             raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
         query = query.where(tuple_(sort_column, id_column) > (after, after_id))
-    result = db.session.execute(query.limit(args["limit"] + 1))
+    execute = read_rows if rows else db.session.execute
+    result = execute(query.limit(args["limit"] + 1))
     rows = result.all()
     if len(result.keys()) == 1:
         rows = [row[0] for row in rows]

@@ -73,7 +73,7 @@ def create_referral(principal):
 def list_referrals(principal):
     filters = ListArgs().load(request.args)
     page_args = {"limit": filters.pop("limit"), "cursor": filters.pop("cursor")}
-    referrals, next_cursor = service.list_referrals(principal, filters, page_args)
+    referrals, next_cursor = service.list_summaries(principal, filters, page_args)
     return {"items": [present(r) for r in referrals], "next_cursor": next_cursor}
 
 
