@@ -8,8 +8,8 @@ from flask import current_app
 from sqlalchemy import Text, bindparam, cast, literal, null, select, union_all
 
 from ..errors import NotFound
-from ..extensions import db
 from ..federation.models import Peer
+from ..rows import read_rows
 from . import reference
 from .models import (
     Contact,
@@ -131,11 +131,12 @@ LINKS = _links_statement()
 LOCATIONS = select(*[getattr(Location, name) for name in LOCATION_FIELDS]).where(
     Location.id.in_(IDS)
 )
+SERVICE = SERVICES.where(Service.id == bindparam("service_id"))
 
 
 def _links(service_ids):
     links = defaultdict(lambda: defaultdict(list))
-    for kind, service_id, *values in db.session.execute(LINKS, {"ids": service_ids}):
+    for kind, service_id, *values in read_rows(LINKS, {"ids": service_ids}):
         shape = LINK_SHAPES.get(kind)
         links[service_id][kind].append(shape(values) if shape else values[0])
     return links
@@ -146,7 +147,7 @@ def _locations(location_ids, show_confidential):
     if not location_ids:
         return {}
     locations = {}
-    for values in db.session.execute(LOCATIONS, {"ids": sorted(location_ids)}):
+    for values in read_rows(LOCATIONS, {"ids": sorted(location_ids)}):
         location = dict(zip(LOCATION_FIELDS, values, strict=True))
         if location["confidential"] and not show_confidential:
             location.update(address=None, latitude=None, longitude=None)
@@ -214,7 +215,7 @@ def service_documents(rows, show_confidential):
 
 
 def service_document(service_id, show_confidential):
-    row = db.session.execute(SERVICES.where(Service.id == service_id)).first()
+    row = read_rows(SERVICE, {"service_id": service_id}).first()
     if row is None:
         raise NotFound("No such service.")
     return service_documents([row], show_confidential)[0]
