@@ -27,6 +27,13 @@ class UTCDateTime(TypeDecorator):
             value = value.replace(tzinfo=UTC)
         return value
 
+    def result_processor(self, dialect, coltype):
+        """None on PostgreSQL, whose driver reads timestamptz as aware datetimes already: a
+        Python call saved for each time of each row (450 in a list of 50 referrals)."""
+        if dialect.name == "postgresql":
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 def new_id():
     return str(uuid.uuid4())
