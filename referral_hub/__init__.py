@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as settings
-from . import crypto, database_outage, errors, logs, request_handling, web
+from . import crypto, database_outage, errors, logs, prepared, request_handling, web
 from .db_types import include_in_autogenerate
 from .extensions import db, migrate
 
@@ -56,6 +56,7 @@ def create_app(config=None):
     logs.configure(app)
     database_outage.register(app)
     db.init_app(app)
+    prepared.register()
     migrations = Path(__file__).resolve().parent.parent / "migrations"
     migrate.init_app(
         app,

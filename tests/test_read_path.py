@@ -4,6 +4,11 @@ presenter makes of the ORM referral, forwarding steps and peer included."""
 
 import json
 
+import pytest
+from flask import g
+from sqlalchemy import create_engine, event, text
+
+from referral_hub import prepared
 from referral_hub.extensions import db
 from referral_hub.federation.models import Forward, Peer
 from referral_hub.referrals.models import Referral
@@ -101,3 +106,48 @@ def test_a_referral_list_costs_what_it_is_pinned_at_and_shows_what_a_read_presen
         "name": "Siem Reap network",
         "former": False,
     }
+
+
+class _Cursor:
+    def __init__(self):
+        self.sent = []
+
+    def execute(self, sql):
+        self.sent.append(sql)
+
+
+def test_a_prepared_statement_numbers_each_parameter_once_and_keeps_literal_percents():
+    cursor, kept = _Cursor(), {}
+    statement = "SELECT a FROM t WHERE b = %(x)s AND c LIKE 'x%%' AND d IN (%(y_1)s, %(x)s)"
+    name, names = prepared._prepare(cursor, kept, statement)
+    assert cursor.sent == [
+        "PREPARE hub_0 AS SELECT a FROM t WHERE b = $1 AND c LIKE 'x%' AND d IN ($2, $1)"
+    ]
+    assert (name, names) == ("hub_0", ["x", "y_1"]) and kept == {statement: (name, names)}
+
+
+def test_a_service_read_prepares_its_statements_again_on_a_new_connection(client, database_url):
+    """On PostgreSQL the read's fixed statements are prepared once per connection; a pooled
+    connection killed between two reads is replaced and they are prepared on it again."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("prepared statements are PostgreSQL's")
+    services, headers = _directory(client)
+    url = f"/api/v1/services/{services[0].id}"
+    first = client.get(url, headers=headers)
+    sent = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    again = client.get(url, headers=headers)
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    admin.dispose()
+    g.pop("statements_done", None)  # the tests' app context outlives requests (conftest.py)
+    after_kill = client.get(url, headers=headers)
+    assert first.status_code == again.status_code == after_kill.status_code == 200
+    assert first.get_json() == again.get_json() == after_kill.get_json()
+    assert all(sql.startswith("EXECUTE hub_") for sql in sent if "token_revocations" not in sql)

@@ -123,15 +123,17 @@ def _links_statement():
             )
         )
     union = union_all(*parts).subquery()
-    return select(union).order_by(*union.columns)
+    return select(union).order_by(*union.columns).execution_options(prepared=True)
 
 
 # Built once: building them was a third of the Python time of a page.
 LINKS = _links_statement()
-LOCATIONS = select(*[getattr(Location, name) for name in LOCATION_FIELDS]).where(
-    Location.id.in_(IDS)
+LOCATIONS = (
+    select(*[getattr(Location, name) for name in LOCATION_FIELDS])
+    .where(Location.id.in_(IDS))
+    .execution_options(prepared=True)
 )
-SERVICE = SERVICES.where(Service.id == bindparam("service_id"))
+SERVICE = SERVICES.where(Service.id == bindparam("service_id")).execution_options(prepared=True)
 
 
 def _links(service_ids):
