@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as settings
 from . import crypto, database_outage, errors, logs, prepared, request_handling, web
-from .db_types import include_in_autogenerate
+from .db_types import include_in_autogenerate, read_json
 from .extensions import db, migrate
 
 
@@ -52,6 +52,10 @@ def create_app(config=None):
     crypto.configure(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+        "json_deserializer": read_json,
+    }
 
     logs.configure(app)
     database_outage.register(app)

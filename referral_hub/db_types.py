@@ -1,8 +1,10 @@
 """Column types and helpers shared by every model."""
 
+import json
 import uuid
 from datetime import UTC
 
+import orjson
 from sqlalchemy import DateTime, String, TypeDecorator
 from sqlalchemy.orm import mapped_column
 
@@ -33,6 +35,16 @@ class UTCDateTime(TypeDecorator):
         if dialect.name == "postgresql":
             return None
         return super().result_processor(dialect, coltype)
+
+
+def read_json(text):
+    """A JSON column's value: orjson reads it several times faster than the standard library
+    (the three JSON columns of 50 referrals were a tenth of a list's time); what orjson refuses
+    and the standard library wrote (NaN, an integer past 64 bits) is read as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def new_id():

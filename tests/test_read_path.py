@@ -9,6 +9,7 @@ from flask import g
 from sqlalchemy import create_engine, event, text
 
 from referral_hub import prepared
+from referral_hub.db_types import read_json
 from referral_hub.extensions import db
 from referral_hub.federation.models import Forward, Peer
 from referral_hub.referrals.models import Referral
@@ -151,3 +152,13 @@ def test_a_service_read_prepares_its_statements_again_on_a_new_connection(client
     assert first.status_code == again.status_code == after_kill.status_code == 200
     assert first.get_json() == again.get_json() == after_kill.get_json()
     assert all(sql.startswith("EXECUTE hub_") for sql in sent if "token_revocations" not in sql)
+
+
+def test_json_columns_are_read_as_the_standard_library_reads_them():
+    assert read_json('{"needs": ["detox"], "age": 15, "referrer": null}') == {
+        "needs": ["detox"],
+        "age": 15,
+        "referrer": None,
+    }
+    nan, big = read_json("[NaN, 123456789012345678901234567890]")  # orjson refuses both
+    assert nan != nan and big == 123456789012345678901234567890
