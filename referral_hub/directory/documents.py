@@ -150,7 +150,8 @@ SERVICE = SERVICES.where(Service.id == bindparam("service_id")).execution_option
 
 
 def _by_ids(statements, ids):
-    return read_rows(statements[db.engine.dialect.name], {"ids": ids})
+    """The rows, fetched at once: iterating a result fetches them one call at a time."""
+    return read_rows(statements[db.engine.dialect.name], {"ids": ids}).all()
 
 
 def _links(service_ids):
