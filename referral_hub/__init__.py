@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import compression, crypto, database_outage, errors, logs, prepared, request_handling, web
 from . import config as settings
-from . import crypto, database_outage, errors, logs, prepared, request_handling, web
 from .db_types import include_in_autogenerate, read_json
 from .extensions import db, migrate
 
@@ -57,6 +57,7 @@ def create_app(config=None):
         "json_deserializer": read_json,
     }
 
+    compression.configure(app)
     logs.configure(app)
     database_outage.register(app)
     db.init_app(app)
@@ -75,34 +76,45 @@ def create_app(config=None):
     web.configure(app)
 
     from .audit import api as audit_api
+    from .audit import service as audit_service
     from .audit import views as audit_views
     from .auth import admin_views, keys, oauth_api, oauth_server, revocation, tokens, views
     from .auth import api as auth_api
     from .callbacks import api as callbacks_api
     from .callbacks import views as callback_views
     from .callbacks.dispatcher import Dispatcher
+    from .callbacks.subscribers import Subscribers
     from .directory import api as directory_api
     from .directory import capacity_views, curation_views, hsds_api
     from .directory import views as directory_views
     from .federation import api as federation_api
     from .federation import views as peer_views
-    from .federation.forwarding import Forwarder
+    from .federation.forwarding import forwarder
     from .health import bp as health_bp
+    from .notifications import views as notification_views
+    from .notifications.sender import Notifier
     from .referrals import api as referrals_api
     from .referrals import network_views
     from .referrals import views as referral_views
     from .reports import api as reports_api
     from .reports import views as report_views
+    from .web import brand
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
     app.extensions["hub_verified_tokens"] = tokens.VerifiedTokens()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
     app.extensions["hub_dispatcher"] = Dispatcher(app)
-    app.extensions["hub_forwarder"] = Forwarder(app)
+    app.extensions["hub_subscribers"] = Subscribers(app)
+    app.extensions["hub_forwarder"] = forwarder(app)
+    app.extensions["hub_sequencer"] = audit_service.sequencer(app)
+    app.extensions["hub_notifier"] = Notifier(app)
     app.extensions["hub_dispatcher"].also_wake.append(app.extensions["hub_forwarder"].wake)
+    app.extensions["hub_dispatcher"].also_wake.append(app.extensions["hub_notifier"].wake)
+    notification_views.configure(app)
     for blueprint in (
         health_bp,
+        brand.bp,
         oauth_api.bp,
         views.bp,
         auth_api.bp,
@@ -125,6 +137,9 @@ def create_app(config=None):
         federation_api.bp,
         federation_api.callbacks_bp,
         peer_views.bp,
+        notification_views.bp,
     ):
         app.register_blueprint(blueprint)
+    if app.config["HUB_ENV"] == "development":
+        app.register_blueprint(notification_views.dev_bp)  # the demo's mailbox, /dev/mail
     return app

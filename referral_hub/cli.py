@@ -1,9 +1,11 @@
 """The `referral-hub` command line; each command prints JSON. An environment that is not
 ready (settings, database) gets one line that says what to do, never a traceback."""
 
+import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 
@@ -13,11 +15,12 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate.cli import db as migrations_cli
 from sqlalchemy.exc import DBAPIError
 
-from . import create_app
+from . import create_app, demo_checks, logs
 from . import demo as demo_data
 from .audit.cli import audit_cli
 from .auth import keys
 from .auth import service as auth_service
+from .auth.credentials import new_secret
 from .auth.models import ROLES
 from .auth.schemas import ClientView, UserView
 from .config import ConfigError
@@ -138,19 +141,38 @@ def create_org(name, province, description):
 @click.option("--role", "roles", required=True, multiple=True, type=click.Choice(ROLES))
 @click.option("--province", "provinces", multiple=True, help="Province code (focal points).")
 @click.option("--name", default="")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input; without it a temporary one is printed.",
+)
 @with_appcontext
 def create_user(organization_id, email, roles, provinces, name, password_stdin):
-    """Add a user to an organisation."""
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    if password is not None and len(password) < 12:
-        raise click.UsageError("The password must have at least 12 characters.")
+    """Add a user to an organisation. Without --password-stdin the user gets a temporary
+    password, printed this once, to change on the account page after signing in."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 12:
+            raise click.UsageError("The password must have at least 12 characters.")
+    else:
+        password = new_secret(12)
     user = run_service(
         lambda: auth_service.create_user(
             None, organization_id, email, list(roles), name, list(provinces), password
         )
     )
-    emit(UserView().dump(user))
+    if password_stdin:
+        emit(UserView().dump(user))
+        return
+    issuer = current_app.config["HUB_ISSUER"]
+    emit(
+        {
+            **UserView().dump(user),
+            "temporary_password": password,
+            "sign_in": f"{issuer}/login",
+            "then": f"change it at {issuer}/account/password; it is not shown again",
+        }
+    )
 
 
 @cli.command("create-client")
@@ -213,10 +235,11 @@ def rotate_keys():
 @keys_group.command("rotate-data")
 @with_appcontext
 def rotate_data_keys():
-    """Re-encrypt personal data under DATA_ENCRYPTION_KEY_ID; old keys can then be removed."""
-    from .referrals.service import rotate_data_keys as rotate
+    """Re-encrypt personal data (referrals and their drafts) under DATA_ENCRYPTION_KEY_ID; old
+    keys can then be removed."""
+    from .referrals import drafts, service
 
-    changed = rotate()
+    changed = service.rotate_data_keys() + drafts.rotate_data_keys()
     db.session.commit()
     emit({"key_id": current_app.config["DATA_ENCRYPTION_KEY_ID"], "values_re_encrypted": changed})
 
@@ -241,6 +264,9 @@ def worker():
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Prepare the database and demo data, then exit.")
 @click.option(
+    "--reset", is_flag=True, help="Delete the demo's SQLite database first: fresh demo data."
+)
+@click.option(
     "--federation",
     is_flag=True,
     help="Two peered hubs: the Phnom Penh network on --port, Siem Reap's on --peer-port.",
@@ -252,49 +278,75 @@ def worker():
     hidden=True,
     help="Serve one network of the federation demo (the command --federation runs twice).",
 )
-def demo(host, port, no_serve, federation, peer_port, network):
+def demo(host, port, no_serve, reset, federation, peer_port, network):
     """Migrate, load demo data and serve a development hub with its scheduler."""
+    from .federation import demo as federation_demo
+
+    os.environ["HUB_ENV"] = "development"
+    if federation and no_serve:
+        raise click.UsageError("--federation serves both hubs: peering needs them serving.")
+    try:
+        served = [port, peer_port] if federation else [port]
+        for each in [] if no_serve else served:
+            demo_checks.check_port_free(host, each)  # before anything is loaded or written
+        if federation:
+            return federation_demo.run(host, (port, peer_port), emit, reset)
+        _demo_hub(host, port, no_serve, reset, network)
+    except (demo_checks.DemoRefused, federation_demo.DemoFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+RESET_HINT = "referral-hub demo --reset deletes this database and starts afresh"
+
+
+def _demo_hub(host, port, no_serve, reset, network_slug):
+    """One demo hub: the hub of this machine, or one network's of the federation demo."""
     from flask_migrate import upgrade
 
     from . import jobs
     from .federation import demo as federation_demo
 
-    os.environ["HUB_ENV"] = "development"
-    if federation:
-        if no_serve:
-            raise click.UsageError("--federation serves both hubs: peering needs them serving.")
-        try:
-            return federation_demo.run(host, (port, peer_port), emit)
-        except federation_demo.DemoFailed as exc:
-            raise click.ClickException(str(exc)) from None
     os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")  # --network sets its own
-    if network:
-        network = federation_demo.network(network)
+    if network_slug:
+        network = federation_demo.network(network_slug)
         app = create_app(federation_demo.settings(network, host, port))
     else:
         network, app = demo_data.ONE_HUB, create_app()
-    with app.app_context():
-        upgrade()
-        created = demo_data.load(network)
-    issuer = app.config["HUB_ISSUER"]
-    emit(
-        {
-            "database": app.config["SQLALCHEMY_DATABASE_URI"],
-            "demo_data": "loaded" if created else "already present",
-            "sign_in": {
-                "url": f"{issuer}/login",
-                "emails": [u[0] for u in network.users],
-                "password": demo_data.DEMO_PASSWORD,
-            },
-            "get_a_token": demo_data.token_command(issuer, network.clients[0]),
-        }
-    )
-    if no_serve:
-        return
-    from werkzeug.serving import run_simple
+    database_uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    database = demo_checks.sqlite_path(database_uri)
+    if reset and database is None:
+        raise click.UsageError(
+            "--reset deletes the demo's SQLite file, but DATABASE_URL names another database: "
+            "empty that one yourself."
+        )
+    with demo_checks.DatabaseLock(database) if database else contextlib.nullcontext():
+        if reset:
+            demo_checks.delete_database(database)
+        with app.app_context():
+            upgrade()
+            created = demo_data.load(network)
+        issuer = app.config["HUB_ISSUER"]
+        emit(
+            {
+                "database": demo_checks.shown_url(database_uri),
+                "demo_data": "loaded" if created else "already present",
+                "sign_in": {
+                    "url": f"{issuer}/login",
+                    "emails": [u[0] for u in network.users],
+                    "password": demo_data.DEMO_PASSWORD,
+                },
+                "get_a_token": demo_data.token_command(issuer, network.clients[0]),
+                **({"reset": RESET_HINT} if database else {}),
+            }
+        )
+        if no_serve:
+            return
+        from werkzeug.serving import run_simple
 
-    jobs.start(app)
-    run_simple(host, port, app, threaded=True)
+        logs.quiet_console()
+        jobs.start(app)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # let go of the lock on the way
+        run_simple(host, port, app, threaded=True)
 
 
 cli.add_command(migrations_cli)  # Flask-Migrate adds it to the app's commands, which need the app

@@ -110,7 +110,24 @@ def from_environment(instance_path):
         "CALLBACK_LEASE_SECONDS": _env_int("CALLBACK_LEASE_SECONDS", 60),
         "CALLBACK_POLL_SECONDS": float(os.environ.get("CALLBACK_POLL_SECONDS", "1")),
         "CALLBACK_DISPATCHER_THREADS": _env_int("CALLBACK_DISPATCHER_THREADS", 4),
+        # Notifications to people: e-mail by SMTP_URL (smtp:// with STARTTLS, or smtps://),
+        # Telegram by a bot's token; without SMTP_URL, development writes .eml files.
+        "SMTP_URL": os.environ.get("SMTP_URL", ""),
+        "SMTP_CA_FILE": os.environ.get("SMTP_CA_FILE", ""),  # to trust a private CA
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Referral Hub <noreply@referral-hub.invalid>"),
+        "TELEGRAM_BOT_TOKEN": os.environ.get("TELEGRAM_BOT_TOKEN", ""),
+        "TELEGRAM_API_URL": os.environ.get("TELEGRAM_API_URL", "https://api.telegram.org"),
+        "NOTIFY_SEND_TIMEOUT": float(os.environ.get("NOTIFY_SEND_TIMEOUT", "20")),
+        "NOTIFY_LEASE_SECONDS": _env_int("NOTIFY_LEASE_SECONDS", 60),
+        "NOTIFY_RETRY_SCHEDULE": [
+            float(s)
+            for s in os.environ.get("NOTIFY_RETRY_SCHEDULE", "0,60,300,1800,7200,21600").split(",")
+        ],
+        "NOTIFY_PAUSE_AFTER_FAILURES": _env_int("NOTIFY_PAUSE_AFTER_FAILURES", 3),
+        "NOTIFY_SENDER_THREADS": _env_int("NOTIFY_SENDER_THREADS", 4),
         "PEER_SYNC_MINUTES": _env_int("PEER_SYNC_MINUTES", 15),
+        # The longest an audit entry waits for the worker's sequencer to chain it.
+        "AUDIT_SEAL_DELAY_SECONDS": float(os.environ.get("AUDIT_SEAL_DELAY_SECONDS", "2")),
         # How services of this hub are labelled beside peer hubs' services.
         "HUB_NAME": os.environ.get("HUB_NAME", "This network"),
         "SESSION_COOKIE_HTTPONLY": True,

@@ -11,6 +11,9 @@ from .auth.revocation import purge_expired as purge_revocations
 from .directory import service as directory_service
 from .extensions import db, scheduler
 from .federation import sync as federation_sync
+from .notifications import service as notifications
+from .notifications import telegram
+from .referrals import drafts as referral_drafts
 from .referrals import service as referral_service
 
 log = logging.getLogger(__name__)
@@ -34,10 +37,18 @@ def remind_unverified_services():
 
 
 def referral_deadlines():
-    """Flag and escalate overdue referrals, expire the long unanswered, end expired consents."""
+    """Remind receivers half-way to a deadline, flag and escalate overdue referrals, expire the
+    long unanswered, end expired consents."""
+    notifications.remind_half_deadlines()
     referral_service.flag_overdue()
     referral_service.expire_unanswered()
     referral_service.expire_consents()
+    db.session.commit()
+
+
+def purge_expired_drafts():
+    """Delete referral drafts started more than 30 days ago."""
+    referral_drafts.purge_expired_drafts()
     db.session.commit()
 
 
@@ -51,20 +62,30 @@ def wake_dispatcher():
     current_app.extensions["hub_dispatcher"].wake()
 
 
+def link_telegram_chats():
+    """Link the Telegram chats that sent the bot a one-time code."""
+    if current_app.config["TELEGRAM_BOT_TOKEN"]:
+        telegram.link_new_chats()
+        db.session.commit()
+
+
 JOBS = [
     # (function, trigger arguments)
     (purge_expired_credentials, {"trigger": "interval", "minutes": 15}),
     (remind_unverified_services, {"trigger": "cron", "hour": 2}),
     (referral_deadlines, {"trigger": "interval", "minutes": 5}),
+    (purge_expired_drafts, {"trigger": "interval", "hours": 1}),
     (wake_dispatcher, {"trigger": "interval", "seconds": 5}),
     (sync_peers, {"trigger": "interval", "minutes": 1}),
+    (link_telegram_chats, {"trigger": "interval", "seconds": 10}),
 ]
 
 
 def start(app):
-    """Run the jobs and the callback dispatcher in this process, each inside an app context."""
-    app.extensions["hub_dispatcher"].start()
-    app.extensions["hub_forwarder"].start()
+    """Run the jobs, the callback dispatcher, the forwarder, the notifier and the audit
+    sequencer in this process, each inside an app context."""
+    for name in ("hub_dispatcher", "hub_forwarder", "hub_notifier", "hub_sequencer"):
+        app.extensions[name].start()
 
     def in_app_context(job):
         def run():

@@ -84,6 +84,16 @@ def exception_text(formatter, exc_info):
     return scrub(text)
 
 
+ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class PlainFormatter(logging.Formatter):
+    """A line as a person at a console reads it: plain text, without colour codes."""
+
+    def format(self, record):
+        return scrub(ANSI_CODES.sub("", record.getMessage())).rstrip()
+
+
 class JSONFormatter(logging.Formatter):
     def format(self, record):
         entry = {
@@ -109,3 +119,12 @@ def configure(app):
         logger.handlers = [handler]
         logger.propagate = False
         logger.setLevel(logging.DEBUG if app.debug else logging.INFO)
+
+
+def quiet_console():
+    """For the demo's console: the scheduler's routine lines off (its warnings stay), and the
+    development server's own lines (where it runs, each request) as plain text."""
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PlainFormatter())
+    logging.getLogger("werkzeug").handlers = [handler]

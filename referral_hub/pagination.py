@@ -73,19 +73,31 @@ def _encode(ordering, values):
 
 
 def paginate(
-    query, sort_column, id_column, args, sort_value=None, ordering=None, parse=None, rows=False
+    query,
+    sort_column,
+    id_column,
+    args,
+    sort_value=None,
+    ordering=None,
+    parse=None,
+    descending=False,
+    plain_rows=False,
 ):
     """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor: the
-    query's objects when it selects one entity or column, else its rows. With rows=True the
+    query's objects when it selects one entity or column, else its rows. With plain_rows the
     query, a select of columns, is read as plain rows (rows.read_rows).
 
     sort_column may be an expression; sort_value then computes it for a row (as JSON), and parse
     turns it back into the column's type. A cursor names its ordering, so one list's cursor is
-    refused by another.
+    refused by another. `descending` lists the largest first (the newest, by a time or a seq).
     """
     ordering = ordering or f"{id_column.table.name}.{sort_column.key}"
+    ordering += " desc" if descending else ""
     sort_value = sort_value or (lambda row: getattr(row, sort_column.key))
-    query = query.order_by(sort_column, id_column)
+    if descending:
+        query = query.order_by(sort_column.desc(), id_column.desc())
+    else:
+        query = query.order_by(sort_column, id_column)
     if args["cursor"]:
         after, after_id = _decode(args["cursor"], ordering)
         try:
@@ -93,8 +105,9 @@ def paginate(
             after_id = _column_value(after_id, id_column)
         except (TypeError, ValueError) as exc:
             raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
-        query = query.where(tuple_(sort_column, id_column) > (after, after_id))
-    execute = read_rows if rows else db.session.execute
+        key = tuple_(sort_column, id_column)
+        query = query.where(key < (after, after_id) if descending else key > (after, after_id))
+    execute = read_rows if plain_rows else db.session.execute
     result = execute(query.limit(args["limit"] + 1))
     rows = result.all()
     if len(result.keys()) == 1:

@@ -162,3 +162,14 @@ def log_lines():
     for logger, level in zip(loggers, levels, strict=True):
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, for the browser tests (tests/test_browser*.py)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        yield chromium
+        chromium.close()

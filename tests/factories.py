@@ -182,6 +182,13 @@ def make_service(organization, **values):
     return service
 
 
+def report_capacity(service, **changes):
+    """What the service's organisation says is free now (until then its capacity is unknown)."""
+    directory_service.update_capacity(None, service.id, changes)
+    db.session.commit()
+    return service
+
+
 def add_location(service, name, address, confidential=False):
     """A place where `service` is given; a confidential one is a safe house."""
     location = Location(

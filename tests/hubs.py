@@ -1,8 +1,8 @@
 """Whole hubs in their own processes, each with its own database, for federation tests.
 
 A hub here is what production runs: the web app and its worker (scheduler, callback
-dispatcher, forwarder) in one process, served over real HTTP on a free port of 127.0.0.1. It is
-set up with the `referral-hub` command line, as a coordinator would."""
+dispatcher, forwarder, audit sequencer) in one process, served over real HTTP on a free port of
+127.0.0.1. It is set up with the `referral-hub` command line, as a coordinator would."""
 
 import json
 import os
@@ -66,7 +66,9 @@ class Hub:
             "PASSWORD_HASH_TIME_COST": "1",
             "PASSWORD_HASH_MEMORY_KIB": "1024",
             "CALLBACK_POLL_SECONDS": "0.2",
-            "CALLBACK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1",
+            # Tries a second apart for half a minute: a peer restarting on a loaded machine can
+            # take several seconds, and a forward given up would never arrive.
+            "CALLBACK_RETRY_SCHEDULE": ",".join(["0"] + ["1"] * 30),
             # A killed hub's leases lapse in seconds, not a minute.
             "CALLBACK_LEASE_SECONDS": "6",
             "CALLBACK_TOTAL_TIMEOUT": "3",

@@ -1,5 +1,6 @@
 """Signing in to the pages and sending their forms, as a browser would."""
 
+import html
 import re
 
 from .factories import csrf_from, make_org, make_service, make_user, sign_in
@@ -68,6 +69,14 @@ def send_referral(sender, service, **changes):
     return submit(sender, f"/services/{service.id}/refer", **{**REFERRAL_FORM, **changes})
 
 
+def save_draft(sender, service, **changes):
+    """Save the referral form of `service` as a draft at step 2; the draft's id."""
+    fields = {**REFERRAL_FORM, "step": "details", "go": "draft", **changes}
+    response = submit(sender, f"/services/{service.id}/refer", **fields)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return re.search(r"/drafts/([0-9a-f-]{36})", response.headers["Location"]).group(1)
+
+
 def referral_id_of(response):
     """The referral a response sends the browser to."""
     return re.search(r"/referrals/([0-9a-f-]{36})", response.headers["Location"]).group(1)
@@ -80,3 +89,19 @@ def change_status(browser, referral_id, status, **fields):
     version = re.search(r'name="version" value="(\d+)"', page).group(1)
     fields = {"csrf_token": csrf_from(page), "version": version, "status": status, **fields}
     return browser.post(f"{url}/status", data=fields)
+
+
+CONFIRM_FORM = re.compile(r'<form method="post" action="([^"]+)" class="narrow" id="confirm-form">')
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def confirm(browser, response, **typed):
+    """Follow a drastic action's form to the page asking once more and press its button;
+    `typed` is what the person types there (typed=the reference, to erase)."""
+    assert response.status_code == 303, response.status_code
+    page = text(browser.get(response.headers["Location"]))
+    action = CONFIRM_FORM.search(page)
+    assert action, page
+    form = page[action.end() : page.index("</form>", action.end())]
+    fields = {name: html.unescape(value) for name, value in HIDDEN.findall(form)}
+    return browser.post(html.unescape(action.group(1)), data={**fields, **typed})

@@ -69,6 +69,7 @@ def test_an_org_admin_adds_lists_and_changes_users(client, admin):
             {"email": "a@example.org", "roles": ["caseworker"], "is_superuser": True},
             {"is_superuser"},
         ),
+        ({"email": "a@example.org", "roles": ["caseworker"], "phone": "call me"}, {"phone"}),
     ],
 )
 def test_bad_user_input_names_the_fields_and_writes_nothing(client, admin, payload, fields):
@@ -250,3 +251,17 @@ def test_organisations_are_listed_by_name_with_cursor_pages(client, partner):
         "/api/v1/organizations", headers=bearer(partner["token"]), query_string={"limit": 500}
     )
     assert too_many.status_code == 422
+
+
+def test_a_users_work_phone_is_given_changed_and_cleared(client, admin):
+    created = client.post(
+        users_url(admin["org"]),
+        headers=bearer(admin["token"]),
+        json={"email": "vanna@example.org", "roles": ["caseworker"], "phone": "+855 12 345 678"},
+    )
+    assert created.get_json()["phone"] == "+855 12 345 678"
+    url = f"{users_url(admin['org'])}/{created.get_json()['id']}"
+    changed = client.patch(url, headers=bearer(admin["token"]), json={"phone": "012 000 111"})
+    assert changed.get_json()["phone"] == "012 000 111"
+    cleared = client.patch(url, headers=bearer(admin["token"]), json={"phone": None})
+    assert cleared.get_json()["phone"] is None

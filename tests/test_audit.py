@@ -12,7 +12,7 @@ from flask.cli import ScriptInfo
 from referral_hub import clock
 from referral_hub.audit import service as audit
 from referral_hub.audit.cli import audit_cli
-from referral_hub.audit.models import GENESIS_HASH, AuditEntry, AuditHead
+from referral_hub.audit.models import GENESIS_HASH, AuditEntry, AuditHead, PendingAuditEntry
 from referral_hub.extensions import db
 
 from .factories import bearer, client_token, make_client, make_org, make_user, user_tokens
@@ -31,6 +31,15 @@ def append(count, resource_type="referral", actor="user:u1", action="referral.re
             {"categories": ["identity", "health"], "count": number},
         )
     db.session.commit()
+    audit.seal_all()
+
+
+def chain(result):
+    """What verify says of the sealed chain, without what waits to be sealed."""
+    return {key: value for key, value in result.items() if key != "sealing"}
+
+
+INTACT = {"ok": True, "first_broken_seq": None, "reason": None}
 
 
 def tamper(sql, **params):
@@ -60,22 +69,24 @@ def test_entries_are_chained_from_genesis_and_the_head_names_the_last():
         )
     head = db.session.get(AuditHead, 1)
     assert (head.seq, head.last_hash) == (3, rows[-1].hash)
-    assert audit.verify() == {"ok": True, "checked": 3, "first_broken_seq": None, "reason": None}
+    assert chain(audit.verify()) == INTACT | {"checked": 3}
 
 
 def test_an_empty_log_verifies():
     assert audit.verify()["ok"] is True
 
 
-def test_concurrent_appends_never_fork_the_chain(app):
-    threads, per_thread, errors = 4, 10, []
-    start = threading.Barrier(threads)
+def test_concurrent_writers_and_sequencers_never_fork_the_chain(app):
+    """Four writers record while two sequencers (as two worker processes would) seal."""
+    writers, per_writer, errors = 4, 10, []
+    start = threading.Barrier(writers + 2)
+    writing = threading.Event()
 
-    def work(number):
+    def write(number):
         with app.app_context():
             try:
                 start.wait()
-                for i in range(per_thread):
+                for i in range(per_writer):
                     audit.record(f"client:c{number}", None, "service.updated", "service", f"s{i}")
                     db.session.commit()
             except Exception as exc:  # reported below
@@ -83,20 +94,32 @@ def test_concurrent_appends_never_fork_the_chain(app):
             finally:
                 db.session.remove()
 
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
+    def seal():
+        with app.app_context():
+            try:
+                start.wait()
+                while writing.is_set():
+                    audit.seal(batch=3)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    writing.set()
+    writer_threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    sealer_threads = [threading.Thread(target=seal) for _ in range(2)]
+    for thread in writer_threads + sealer_threads:
+        thread.start()
+    for thread in writer_threads:
+        thread.join(timeout=120)
+    writing.clear()
+    for thread in sealer_threads:
+        thread.join(timeout=120)
     assert not errors
+    audit.seal_all()
     seqs = db.session.scalars(sa.select(AuditEntry.seq).order_by(AuditEntry.seq)).all()
-    assert seqs == list(range(1, threads * per_thread + 1))
-    assert audit.verify() == {
-        "ok": True,
-        "checked": threads * per_thread,
-        "first_broken_seq": None,
-        "reason": None,
-    }
+    assert seqs == list(range(1, writers * per_writer + 1))
+    assert chain(audit.verify()) == INTACT | {"checked": writers * per_writer}
 
 
 def test_an_altered_entry_is_the_first_broken_link():
@@ -146,13 +169,16 @@ def test_a_deleted_last_entry_is_found_through_the_head():
     assert (result["ok"], result["first_broken_seq"], result["checked"]) == (False, 4, 3)
 
 
-def test_a_deleted_head_is_found_and_stops_appends():
+def test_a_deleted_head_is_found_and_stops_sealing():
     append(2)
     db.session.execute(sa.delete(AuditHead))
     db.session.commit()
     assert audit.verify()["first_broken_seq"] == 1
+    audit.record("system", None, "referral.escalated", "referral", "r1")
+    db.session.commit()
     with pytest.raises(RuntimeError, match="head is missing"):
-        audit.record("system", None, "referral.escalated", "referral", "r1")
+        audit.seal()
+    assert audit.verify()["sealing"]["pending"] == 1
 
 
 @pytest.mark.parametrize(
@@ -168,8 +194,9 @@ def test_a_deleted_head_is_found_and_stops_appends():
 def test_personal_data_is_refused(details):
     with pytest.raises(ValueError):
         audit.record("user:u1", ORG, "referral.read", "referral", "r1", details)
-    db.session.rollback()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == 0
+    db.session.commit()
+    for table in (AuditEntry, PendingAuditEntry):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(table)) == 0
 
 
 def refused(statement):
@@ -288,7 +315,23 @@ def test_cli_verify_exits_non_zero_after_tampering(app):
         result = CliRunner().invoke(audit_cli, ["verify"], obj=ScriptInfo(create_app=lambda: app))
         return result.exit_code, json.loads(result.stdout)
 
-    assert verify() == (0, {"ok": True, "checked": 3, "first_broken_seq": None, "reason": None})
+    code, result = verify()
+    assert (code, chain(result)) == (0, INTACT | {"checked": 3})
     tamper("UPDATE audit_entries SET action = 'referral.created' WHERE seq = 2")
     code, result = verify()
     assert (code, result["ok"], result["first_broken_seq"]) == (1, False, 2)
+
+
+def test_cli_seal_seals_what_is_pending_and_verify_says_what_waits(app):
+    def run(command):
+        result = CliRunner().invoke(audit_cli, [command], obj=ScriptInfo(create_app=lambda: app))
+        return result.exit_code, json.loads(result.stdout)
+
+    for number in range(2):
+        audit.record("system", None, "referral.escalated", "referral", f"r{number}")
+    db.session.commit()
+    code, waiting = run("verify")
+    assert (code, waiting["checked"], waiting["sealing"]["pending"]) == (0, 0, 2)
+    assert run("seal") == (0, {"sealed": 2})
+    code, sealed = run("verify")
+    assert (code, sealed["checked"], sealed["sealing"]["pending"]) == (0, 2, 0)

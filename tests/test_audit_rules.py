@@ -14,7 +14,7 @@ from referral_hub.audit.models import GENESIS_HASH, AuditEntry
 from referral_hub.extensions import db
 
 from .factories import bearer
-from .test_audit import ORG, append, coordinator, tamper
+from .test_audit import ORG, append, chain, coordinator, tamper
 
 
 def broken(checked, seq, reason):
@@ -103,17 +103,32 @@ def test_the_hash_is_sha256_of_the_published_canonical_form_whatever_the_time_zo
     assert audit.entry_hash(3, at.astimezone(UTC), *fields, GENESIS_HASH) == expected
 
 
-def test_an_entry_is_stamped_with_the_clocks_time_in_utc():
+def test_an_entry_is_stamped_with_the_clocks_time_in_utc_and_sealed_later():
     moment = datetime(2026, 11, 20, 9, 30, 5, 120, tzinfo=UTC)
     clock.freeze(moment.astimezone(timezone(timedelta(hours=7))))
     try:
-        entry = audit.record("user:u1", ORG, "referral.read", "referral", "r1")
+        audit.record("user:u1", ORG, "referral.read", "referral", "r1")
         db.session.commit()
+        clock.freeze(moment + timedelta(seconds=2.5))
+        assert audit.verify()["sealing"] == {
+            "pending": 1,
+            "oldest_pending_seconds": 2.5,
+            "longest_seal_delay_seconds": None,
+        }
+        clock.freeze(moment + timedelta(seconds=1.5))
+        assert audit.seal_all() == 1
     finally:
         clock.freeze(None)
-    stored = db.session.get(AuditEntry, entry.seq)
+    stored = db.session.scalars(sa.select(AuditEntry)).one()
     assert stored.at == moment and stored.at.utcoffset() == timedelta(0)
-    assert audit.verify()["ok"] is True
+    assert stored.sealed_at == moment + timedelta(seconds=1.5)
+    result = audit.verify()
+    assert result["ok"] is True
+    assert result["sealing"] == {
+        "pending": 0,
+        "oldest_pending_seconds": None,
+        "longest_seal_delay_seconds": 1.5,
+    }
 
 
 # What verify reports
@@ -146,18 +161,18 @@ def test_verify_tells_the_auditor_the_first_broken_link_and_how_far_the_chain_he
 ):
     append(5)
     tamper(tampering, forged="0" * 64, altered='{"count": 9}')
-    assert audit.verify() == report
+    assert chain(audit.verify()) == report
 
 
 def test_verify_finds_an_entry_the_head_does_not_cover():
     append(1)
     tamper("DELETE FROM audit_head")
     uncovered = broken(0, 1, "entries after the head's seq (head missing or reset)")
-    assert audit.verify() == uncovered
+    assert chain(audit.verify()) == uncovered
     tamper(
         "INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :genesis)", genesis=GENESIS_HASH
     )
-    assert audit.verify() == uncovered
+    assert chain(audit.verify()) == uncovered
 
 
 def test_verify_walks_a_long_chain_in_order_batch_by_batch(monkeypatch):
@@ -169,9 +184,14 @@ def test_verify_walks_a_long_chain_in_order_batch_by_batch(monkeypatch):
     if db.engine.dialect.name == "postgresql":  # read the table as stored, as a large one is
         db.session.execute(sa.text("SET LOCAL enable_indexscan = off"))
         db.session.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
-    assert audit.verify() == {"ok": True, "checked": 7, "first_broken_seq": None, "reason": None}
+    assert chain(audit.verify()) == {
+        "ok": True,
+        "checked": 7,
+        "first_broken_seq": None,
+        "reason": None,
+    }
     tamper("UPDATE audit_entries SET details = :details WHERE seq = 6", details='{"count": 9}')
-    assert audit.verify() == broken(5, 6, "the entry's hash does not match its content")
+    assert chain(audit.verify()) == broken(5, 6, "the entry's hash does not match its content")
 
 
 # Reading the log

@@ -24,15 +24,7 @@ PHONE_SCREEN = {"width": 360, "height": 740}
 if not os.path.exists(CHROMIUM) and not os.environ.get("REQUIRE_BROWSER"):
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
+pytest.importorskip("playwright.sync_api")
 
 
 class Person:
@@ -117,25 +109,27 @@ def test_a_referral_goes_from_caseworker_a_to_b_and_the_focal_point_counts_it(
     assert "Water Lily Youth Detox" in results.first.inner_text()
     results.first.locator(f'a[href="/services/{service.id}/refer"]').click()
 
-    form = a.page.locator("main form")
-    form.locator('input[name="urgency"][value="high"]').check()
+    # Consent first: what the guardian agreed to share, then only those categories.
+    a.page.select_option('select[name="consent.given_by"]', "guardian")
+    a.page.select_option('select[name="consent.method"]', "thumbprint")
+    a.page.locator('input[name="consent.categories"][value="identity"]').check()
+    a.page.locator('input[name="consent.categories"][value="contact"]').check()
+    a.shot("a-referral-consent")
+    a.page.locator('button[name="go"][value="details"]').click()
+    a.page.locator('input[name="urgency"][value="high"]').check()
     a.page.select_option('select[name="subject.sex"]', "male")
     a.page.fill('input[name="subject.age"]', "16")
-    a.page.select_option('select[name="subject.province"]', "17")
     a.page.fill('input[name="subject.identity.given_name"]', GIVEN_NAME)
     a.page.fill('input[name="subject.identity.family_name"]', FAMILY_NAME)
     a.page.fill('input[name="subject.contact.phone"]', PHONE)
-    a.page.select_option('select[name="consent.given_by"]', "guardian")
-    a.page.select_option('select[name="consent.method"]', "thumbprint")
     a.shot("a-referral-form")
-    form.locator('button[type="submit"]').click()
-    # Identity is filled but not consented to: the form comes back with the error beside it.
-    assert a.page.locator('[id="consent.categories-error"]').is_visible()
+    a.page.locator('button[name="go"][value="send"]').click()
+    # The province is missing: the form comes back with the error beside it, the rest kept.
+    assert a.page.locator('[id="subject.province-error"]').is_visible()
     assert a.page.locator('input[name="subject.identity.given_name"]').input_value() == GIVEN_NAME
     a.shot("a-form-error-kept")
-    a.page.locator('input[name="consent.categories"][value="identity"]').check()
-    a.page.locator('input[name="consent.categories"][value="contact"]').check()
-    a.page.locator("main form button[type=submit]").last.click()
+    a.page.select_option('select[name="subject.province"]', "17")
+    a.page.locator('button[name="go"][value="send"]').click()
     a.page.wait_for_url(re.compile(r"/referrals/"))
     a.shot("a-referral-sent")
     referral_id = a.page.url.rsplit("/", 1)[1]
@@ -166,11 +160,33 @@ def test_a_referral_goes_from_caseworker_a_to_b_and_the_focal_point_counts_it(
     assert GIVEN_NAME not in dashboard and FAMILY_NAME not in dashboard
     by_status = focal.page.locator('section[aria-labelledby="status-heading"] tbody tr')
     cells = [[td.text_content() for td in row.locator("td").all()] for row in by_status.all()]
-    counts = dict(cells)
-    assert counts.pop(_in(language, "Accepted")) == "1"
-    assert set(counts.values()) == {"0"}  # the one referral is counted once, as accepted
+    assert dict(cells) == {_in(language, "Accepted"): "1"}  # counted once; zero rows folded
+    assert focal.page.locator('section[aria-labelledby="status-heading"] .zeros').count() == 1
+    _assert_charts_fill_their_column_with_readable_labels(focal.page)
     for person in (a, b, focal):
         person.context.close()
+
+
+CHART_MEASURES = """() => [...document.querySelectorAll('svg.chart')].map(svg => ({
+    width: svg.getBoundingClientRect().width,
+    column: svg.parentElement.parentElement.getBoundingClientRect().width,
+    labels: [...svg.querySelectorAll('text')].map(text => ({
+        font: parseFloat(getComputedStyle(text).fontSize),
+        drawn: text.getBoundingClientRect().height,
+    })),
+}))"""
+
+
+def _assert_charts_fill_their_column_with_readable_labels(page):
+    """Every chart as wide as its section, every label drawn at least 14 px tall at 360 px."""
+    assert page.viewport_size["width"] == 360
+    charts = page.evaluate(CHART_MEASURES)
+    assert len(charts) >= 3
+    for chart in charts:
+        assert chart["width"] >= chart["column"] - 1, chart
+        assert chart["labels"], chart
+        for label in chart["labels"]:
+            assert label["font"] >= 14 and label["drawn"] >= 14, (chart, label)
 
 
 @pytest.mark.parametrize("language", ["en", "km"])
@@ -224,7 +240,7 @@ def test_signing_in_and_moving_around_works_with_the_keyboard_alone(app, live_se
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/home$"))
     visited = []
-    for _step in range(8):
+    for _step in range(12):  # home's reference search and its filter come before its lists
         page.keyboard.press("Tab")
         visited.append(page.evaluate("document.activeElement.textContent.trim()"))
     find = _in("en", "Find a service")  # the browser prefers English
@@ -235,3 +251,23 @@ def test_signing_in_and_moving_around_works_with_the_keyboard_alone(app, live_se
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/find$"))
     context.close()
+
+
+def test_the_monthly_report_prints_on_a4_paper(app, live_server, browser):
+    """Chromium's own Print gives A4 pages (595 x 842 pt) from the report's print stylesheet,
+    without the links meant for the screen."""
+    _service, people = _network()
+    shots = ARTIFACTS / "monthly-report"
+    for old in shots.glob("*.png"):
+        old.unlink()
+    focal = Person(browser, live_server, people["focal"], "en", shots)
+    focal.sign_in()
+    assert urlsplit(focal.page.url).path == "/reports"  # a focal point lands on the dashboard
+    focal.page.goto(live_server + "/reports/print")
+    focal.shot("print-page")
+    focal.page.emulate_media(media="print")
+    assert not focal.page.locator(".screen-only").is_visible()
+    paper = focal.page.pdf(prefer_css_page_size=True)
+    sizes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", paper)
+    assert sizes and {(round(float(w)), round(float(h))) for w, h in sizes} == {(595, 842)}
+    focal.context.close()

@@ -844,7 +844,8 @@ def test_no_personal_data_in_any_callback_and_only_short_clean_excerpts(client, 
     assert types[-1] == "referral.consent_withdrawn"
     for _, body in to_receiver.requests:
         data = json.loads(body)["data"]
-        assert set(data) <= {"referral_id", "status", "previous_status", "version", "service_id"}
+        allowed = {"referral_id", "reference", "status", "previous_status", "version", "service_id"}
+        assert set(data) <= allowed
     assert all(d["status"] == "delivered" for d in deliveries(client, net["receiver"], receiving))
 
     excerpts = [

@@ -8,6 +8,7 @@ import sys
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
 
+from referral_hub.auth import service as auth_service
 from referral_hub.auth.models import User
 from referral_hub.cli import cli
 from referral_hub.extensions import db
@@ -49,6 +50,19 @@ def test_create_org_user_and_client(app):
         "directory:read referrals:read",
     )
     assert client["client_secret"] and client["scopes"] == ["directory:read", "referrals:read"]
+
+
+def test_a_user_created_without_a_password_gets_a_temporary_one_to_sign_in_with(app):
+    organization = run(app, "create-org", "--name", "Mith Samlanh", "--province", "12")
+    user = run(
+        app,
+        "create-user",
+        *("--org", organization["id"], "--email", "new@example.org", "--role", "caseworker"),
+    )
+    password = user["temporary_password"]
+    assert len(password) >= 12 and user["sign_in"].endswith("/login")
+    assert user["then"].startswith("change it at ") and "/account/password" in user["then"]
+    assert auth_service.sign_in("new@example.org", password, "127.0.0.1").id == user["id"]
 
 
 def test_cli_errors_are_problems_and_exit_non_zero(app):

@@ -460,3 +460,24 @@ def test_government_readers_never_get_safe_house_addresses(app, client, partner)
         for item in (found, listed):
             assert (item["locations"][0]["address"] == "Street 99") is shown
             assert (item["locations"][0]["latitude"] is not None) is shown
+
+
+def test_an_organisations_own_phones_are_set_and_replaced_apart_from_its_services(app, client):
+    organization = make_org()
+    desk = make_service(organization, phones=[{"number": "012 000 111"}])
+    token = coordinator_token(app)
+    url = f"/api/v1/organizations/{organization.id}"
+    assert client.get(url, headers=bearer(token)).get_json()["phones"] == []
+    phones = [{"number": "+855 63 111 222", "description": "Office hours"}]
+    saved = client.patch(url, headers=bearer(token), json={"phones": phones})
+    assert saved.status_code == 200, saved.get_json()
+    assert saved.get_json()["phones"] == [{**phones[0], "type": "voice"}]
+    replaced = client.patch(url, headers=bearer(token), json={"phones": [{"number": "023 1"}]})
+    assert [p["number"] for p in replaced.get_json()["phones"]] == ["023 1"]
+    assert [p.number for p in directory_service.get_service(desk.id).phones] == ["012 000 111"]
+    history, _next = directory_service.history(
+        "organization", organization.id, {"limit": 9, "cursor": None}
+    )
+    assert "phones" in {change.field_name for change in history}
+    refused = client.patch(url, headers=bearer(token), json={"phones": [{"number": "1"}]})
+    assert refused.status_code == 422

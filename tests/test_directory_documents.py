@@ -35,7 +35,12 @@ def test_a_document_holds_every_field_and_collection_in_order():
 
     document = documents.service_document(made.id, show_confidential=True)
 
-    assert document["organization"] == {"id": organization.id, "name": "Kaliyan Mith test"}
+    assert document["organization"] == {
+        "id": organization.id,
+        "name": "Kaliyan Mith test",
+        "name_km": None,
+    }
+    assert (document["name_km"], document["description_km"]) == (None, None)
     assert document["categories"] == ["detox", "legal_aid"]
     assert [area["code"] for area in document["areas"]] == ["17", "1710"]
     assert document["areas"][0]["name_en"] == "Siem Reap"

@@ -132,7 +132,10 @@ def test_a_referral_to_a_peer_service_is_forwarded_and_answered_there(hubs):
     assert mirrored["forwarding"] == "forwarded"
     steps = sender.get(f"{a.url}/api/v1/referrals/{sent['id']}/events").json()["items"]
     assert [s["to_status"] for s in steps] == ["sent", "received", "accepted"]
-    audited = "from referral_hub.audit.models import AuditEntry as E\n" + (
+    audited = (  # sealed now, not within the seal delay
+        "from referral_hub.audit.models import AuditEntry as E\n"
+        "from referral_hub.audit.service import seal_all\nseal_all()\n"
+    ) + (
         "print(json.dumps(sorted({(e.action, e.actor.split(':')[0]) for e in db.session.scalars("
         "db.select(E).where(E.resource_id == %r))})))"
     )
@@ -203,6 +206,12 @@ def test_withdrawal_and_erasure_reach_the_peer_at_once(hubs):
     a.cli("peers", "sync", "Phnom Penh network")
     sender, receiver = a.api(a.client), b.api(b.client)
     first, there = _at_b(a, b, _send(a))
+    seen = (  # B's steps A has read back: B's "created" changes nothing at A
+        "from referral_hub.referrals.models import Referral\n"
+        f"print(json.dumps(db.session.get(Referral, {first['id']!r}).remote_events_seen))"
+    )
+    wait_for(lambda: a.python(seen) >= 1, seconds=10)
+    assert _referral(sender, a, first["id"])["version"] == first["version"]
     withdrawn = _move(sender, a, first, "withdrawn")
     assert withdrawn["forwarded_steps"][-1]["action"] == "withdraw"
     wait_for(lambda: _referral(receiver, b, there["id"])["status"] == "withdrawn", seconds=10)
@@ -359,9 +368,10 @@ def test_in_khmer_a_caseworker_refers_across_networks_and_sees_the_answer(app, h
     """The sender at A and the receiver at B, each in their own browser, in Khmer."""
     from flask_babel import force_locale
     from flask_babel import gettext as _
+    from playwright import sync_api
 
     from .factories import PASSWORD
-    from .test_browser import CHROMIUM, PHONE_SCREEN, Person, sync_api
+    from .test_browser import CHROMIUM, PHONE_SCREEN, Person
 
     a, b = hubs
     a.cli("peers", "sync", "Phnom Penh network")
@@ -390,16 +400,17 @@ def test_in_khmer_a_caseworker_refers_across_networks_and_sees_the_answer(app, h
         assert khmer("Network: %(hub)s", hub="Phnom Penh network") in card.inner_text()
         sender.shot("a-finds-a-phnom-penh-service")
         card.locator(f'a[href="/services/{HOTLINE}/refer"]').click()
-        form = sender.page.locator("main form")
-        form.locator('input[name="urgency"][value="high"]').check()
+        # Consent first, then the facts and the name the guardian agreed to share.
+        sender.page.select_option('select[name="consent.given_by"]', "guardian")
+        sender.page.select_option('select[name="consent.method"]', "thumbprint")
+        sender.page.locator('input[name="consent.categories"][value="identity"]').check()
+        sender.page.locator('button[name="go"][value="details"]').click()
+        sender.page.locator('input[name="urgency"][value="high"]').check()
         sender.page.select_option('select[name="subject.sex"]', "female")
         sender.page.fill('input[name="subject.age"]', "14")
         sender.page.select_option('select[name="subject.province"]', "17")
         sender.page.fill('input[name="subject.identity.given_name"]', "Srey Pov")
-        sender.page.select_option('select[name="consent.given_by"]', "guardian")
-        sender.page.select_option('select[name="consent.method"]', "thumbprint")
-        sender.page.locator('input[name="consent.categories"][value="identity"]').check()
-        sender.page.locator("main form button[type=submit]").last.click()
+        sender.page.locator('button[name="go"][value="send"]').click()
         sender.page.wait_for_url(lambda url: "/referrals/" in url)
         sender.shot("a-referral-sent")
         referral_page = sender.page.url

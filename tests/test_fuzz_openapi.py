@@ -9,6 +9,7 @@ surrogate in a nested field only by luck), and fits in a minute on a small machi
 import base64
 import copy
 import json
+import re
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
@@ -353,6 +354,8 @@ def test_no_operation_answers_hostile_input_with_a_5xx(app, client):
 # with values of the wrong types.
 PAGE_PARAMETERS = sorted(
     {*AUDIT_FILTERS, *SEARCH_FILTERS, *NETWORK_FILTERS, "from", "to", "role", "check", "lang"}
+    # the pages asking once more, and the find page's box for the reader's own services
+    | {"status", "reason", "version", "erase", "include_mine"}
 )
 PAGE_ORDERINGS = (
     "services.name",
@@ -375,7 +378,7 @@ def page_routes(app, ids):
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.rule.startswith(("/api/", "/hsds", "/static")):
             continue
-        yield rule.rule.replace("<uuid:", "{").replace(">", "}").format(**ids)
+        yield re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule).format(**ids)
 
 
 def test_no_page_answers_hostile_queries_with_a_5xx(app, client):

@@ -95,7 +95,10 @@ def test_the_purge_drops_each_credential_once_it_has_expired_and_keeps_it_until_
 
 
 def test_the_scheduler_runs_each_job_on_its_interval(app):
-    dispatcher, forwarder = app.extensions["hub_dispatcher"], app.extensions["hub_forwarder"]
+    threads = [
+        app.extensions[name]
+        for name in ("hub_dispatcher", "hub_forwarder", "hub_notifier", "hub_sequencer")
+    ]
     scheduler.start(paused=True)  # jobs.start adds the jobs without running them now
     try:
         jobs.start(app)
@@ -105,14 +108,16 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
     finally:
         scheduler.remove_all_jobs()
         scheduler.shutdown(wait=False)
-        dispatcher.stop()
-        forwarder.stop()
+        for thread in threads:
+            thread.stop()
     assert set(triggers) == {
         "purge_expired_credentials",
         "remind_unverified_services",
         "referral_deadlines",
+        "purge_expired_drafts",
         "wake_dispatcher",
         "sync_peers",
+        "link_telegram_chats",
     }
     every = {
         name: trigger.interval
@@ -122,8 +127,10 @@ def test_the_scheduler_runs_each_job_on_its_interval(app):
     assert every == {
         "purge_expired_credentials": timedelta(minutes=15),
         "referral_deadlines": timedelta(minutes=5),
+        "purge_expired_drafts": timedelta(hours=1),
         "wake_dispatcher": timedelta(seconds=5),
         "sync_peers": timedelta(minutes=1),  # each peer when its own PEER_SYNC_MINUTES are up
+        "link_telegram_chats": timedelta(seconds=10),
     }
     nightly = triggers["remind_unverified_services"]
     assert isinstance(nightly, CronTrigger)

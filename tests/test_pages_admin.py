@@ -8,8 +8,8 @@ from referral_hub.auth.models import OAuthClient, User
 from referral_hub.extensions import db
 
 from .factories import PASSWORD, make_client, make_org, make_user, sign_in
+from .pages import confirm, submit, text
 from .pages import signed_in as signed_in_as
-from .pages import submit, text
 
 SECRET_ON_PAGE = re.compile(r'<p class="secret">([^<]+)</p>')
 
@@ -176,7 +176,9 @@ def test_a_user_holding_a_coordinators_role_is_left_to_coordinators(admin):
 def test_disable_then_enable_a_colleague(app, admin):
     colleague = admin["colleague"]
     page = f"/admin/users/{colleague.id}"
-    response = submit(admin["browser"], page, f"{page}/active", active="false")
+    asked = submit(admin["browser"], page, f"{page}/active", active="false")
+    assert stored_user(colleague.email).active is True  # not before the page asking once more
+    response = confirm(admin["browser"], asked)
     assert response.status_code == 302
     assert stored_user(colleague.email).active is False
     assert sign_in(app.test_client(), colleague.email, PASSWORD).status_code == 401
@@ -188,7 +190,7 @@ def test_disable_then_enable_a_colleague(app, admin):
 def test_an_admin_cannot_disable_themselves(admin):
     page = f"/admin/users/{admin['me'].id}"
     assert "Disable this user" not in text(admin["browser"].get(page))
-    response = submit(admin["browser"], page, f"{page}/active", active="false")
+    response = submit(admin["browser"], page, f"{page}/active", active="false", confirmed="yes")
     assert response.status_code == 302
     assert stored_user(admin["me"].email).active is True
     assert "cannot disable your own account" in text(admin["browser"].get(page))
@@ -198,7 +200,9 @@ def test_another_organisations_user_is_not_found(admin):
     stranger = admin["stranger"]
     page = f"/admin/users/{stranger.id}"
     assert admin["browser"].get(page).status_code == 404
-    response = submit(admin["browser"], "/admin/users", f"{page}/active", active="false")
+    response = submit(
+        admin["browser"], "/admin/users", f"{page}/active", active="false", confirmed="yes"
+    )
     assert response.status_code == 404
     assert stored_user(stranger.email).active is True
 
@@ -302,7 +306,9 @@ def test_a_public_client_gets_no_secret(admin):
 
 def test_revoking_a_client_voids_it_and_the_button_goes(admin):
     client_id, secret = make_client(admin["org"])
-    response = submit(admin["browser"], "/admin/clients", f"/admin/clients/{client_id}/revoke")
+    asked = submit(admin["browser"], "/admin/clients", f"/admin/clients/{client_id}/revoke")
+    assert stored_client(client_id).revoked_at is None  # not before the page asking once more
+    response = confirm(admin["browser"], asked)
     assert response.status_code == 302
     client = stored_client(client_id)
     assert client.revoked_at is not None and not client.check_client_secret(secret)
@@ -311,7 +317,9 @@ def test_revoking_a_client_voids_it_and_the_button_goes(admin):
 
 def test_another_organisations_client_cannot_be_revoked(admin):
     client_id, _secret = make_client(make_org())
-    response = submit(admin["browser"], "/admin/clients", f"/admin/clients/{client_id}/revoke")
+    response = submit(
+        admin["browser"], "/admin/clients", f"/admin/clients/{client_id}/revoke", confirmed="yes"
+    )
     assert response.status_code == 404
     assert stored_client(client_id).revoked_at is None
 

@@ -10,7 +10,7 @@ from referral_hub import clock
 from referral_hub.extensions import db
 from referral_hub.referrals.models import Referral
 
-from .pages import change_status, referral_id_of, send_referral, text, two_partners
+from .pages import change_status, confirm, referral_id_of, send_referral, text, two_partners
 
 
 def _stored(referral_id):
@@ -65,11 +65,13 @@ def test_decline_with_a_reason_through_the_page(app):
     sender, receiver, detox = two_partners(app)
     referral_id = referral_id_of(send_referral(sender, detox))
     change_status(receiver, referral_id, "received")
-    change_status(receiver, referral_id, "declined")  # no reason chosen
+    change_status(receiver, referral_id, "declined", confirmed="yes")  # no reason chosen
     assert _stored(referral_id).status == "received"
     assert "A decline needs a reason" in _page(receiver, referral_id)
 
-    response = change_status(receiver, referral_id, "declined", reason="no_capacity")
+    asked = change_status(receiver, referral_id, "declined", reason="no_capacity")
+    assert _stored(referral_id).status == "received"  # not before the page asking once more
+    response = confirm(receiver, asked)
     assert response.status_code == 302
     declined = _stored(referral_id)
     assert (declined.status, declined.decline_reason) == ("declined", "no_capacity")

@@ -2,6 +2,7 @@
 
 import re
 
+from referral_hub.audit import service as audit
 from referral_hub.audit.models import AuditEntry
 from referral_hub.audit.service import suspend_append_only
 from referral_hub.extensions import db
@@ -17,6 +18,7 @@ def test_coordinator_reads_and_filters_the_log(app, client):
     parties = network(app, client)
     referral = send(client, parties["sender"], referral_body(parties["service"].id)).get_json()
     browser, _ = signed_in(app, ["coordinator"])
+    audit.seal_all()
     response = browser.get("/audit", headers=EN)
     page = text(response)
     assert response.status_code == 200
@@ -37,20 +39,26 @@ def test_coordinator_reads_and_filters_the_log(app, client):
 def test_pages_of_entries(app):
     for _ in range(3):
         make_org()
+    audit.seal_all()
     browser, _ = signed_in(app, ["coordinator"])
     first = text(browser.get("/audit?limit=2&resource_type=organization", headers=EN))
-    assert "<td>1</td>" in first and "<td>3</td>" not in first
+    entry = '<td data-label="#">{}</td>'.format  # the cell of an entry's number
+    assert "Newest first." in first
+    assert first.index(entry(3)) < first.index(entry(2)) and entry(1) not in first
     link = re.search(r'href="(/audit\?[^"]*cursor=[^"]+)"', first).group(1).replace("&amp;", "&")
     second = text(browser.get(link))
-    assert "<td>3</td>" in second and "<td>1</td>" not in second
+    assert entry(1) in second and entry(3) not in second and entry(2) not in second
 
 
 def test_chain_check_says_intact_or_where_it_is_broken(app):
     for _ in range(3):
         make_org()
-    browser, _ = signed_in(app, ["coordinator"])
+    browser, _ = signed_in(app, ["coordinator"])  # the organisations are recorded, not sealed
+    waiting = text(browser.get("/audit?check=1", headers=EN))
+    assert "newer entries wait to be sealed into the chain" in waiting
+    audit.seal_all()
     intact = text(browser.get("/audit?check=1", headers=EN))
-    assert "The chain is intact" in intact
+    assert "The chain is intact" in intact and "wait to be sealed" not in intact
     with db.engine.begin() as connection, suspend_append_only(connection):
         connection.execute(
             db.update(AuditEntry).where(AuditEntry.seq == 2).values(action="organization.tampered")

@@ -4,11 +4,19 @@ import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
-from referral_hub.audit.models import AuditEntry
+from referral_hub.audit.models import PendingAuditEntry
 from referral_hub.extensions import db
 
-from .factories import PASSWORD, add_location, make_org, make_service, make_user, sign_in
-from .pages import referral_id_of, send_referral, signed_in, submit, text
+from .factories import (
+    PASSWORD,
+    add_location,
+    make_client,
+    make_org,
+    make_service,
+    make_user,
+    sign_in,
+)
+from .pages import referral_id_of, save_draft, send_referral, signed_in, submit, text
 from .test_pages_callbacks import add_subscription, delivery
 
 PUBLIC_PAGES = {"/login"}
@@ -102,11 +110,11 @@ def _assert_light_labelled_and_in(language, browser, route):
     response = browser.get(route)
     if response.status_code == 302:
         return
-    page = text(response)
     assert response.status_code == 200, route
     assert len(response.data) < 100_000, (route, len(response.data))
     if not response.content_type.startswith("text/html"):
-        return
+        return  # a CSV or PDF download
+    page = text(response)
     assert f'<html lang="{language}">' in page, route
     controls = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
     for control in controls:
@@ -154,17 +162,26 @@ def test_pages_about_one_record_are_light_and_labelled_with_data(app):
     )
     add_location(service, "Siem Reap centre", "Street 60, Siem Reap")
     referral_id = referral_id_of(send_referral(browser, service))
+    draft_id = save_draft(browser, service)
     subscription, _secret, _page = add_subscription(browser)
     delivery(subscription, "failed", 1, attempts=[(500, None, 120), (None, "timeout", 5000)])
+    client_id, _client_secret = make_client(mine)
     routes = [
         f"/services/{service.id}",
         f"/services/{service.id}/refer",
         f"/referrals/{referral_id}",
+        f"/drafts/{draft_id}",
         f"/callbacks/{subscription.id}",
         f"/admin/users/{colleague.id}",
         f"/curation/organizations/{receiver.id}",
         f"/curation/organizations/{receiver.id}/services/new",
         f"/curation/services/{service.id}",
+        # the pages asking once more before a drastic action
+        f"/referrals/{referral_id}/status?status=withdrawn",
+        f"/referrals/{referral_id}/consent/withdraw?erase=yes",
+        f"/admin/users/{colleague.id}/active",
+        f"/admin/clients/{client_id}/revoke",
+        f"/curation/services/{service.id}/status?status=defunct",
     ]
     argument_routes = [r for r in _page_routes(app, with_arguments=True) if "<" in r]
     assert len(routes) == len(argument_routes), argument_routes  # a new page joins this list
@@ -195,7 +212,7 @@ def test_a_person_changes_their_own_password(app):
     assert done.status_code == 302
     assert sign_in(app.test_client(), user.email).status_code == 401
     assert sign_in(app.test_client(), user.email, new).status_code == 302
-    actions = [e.action for e in db.session.scalars(db.select(AuditEntry))]
+    actions = [e.action for e in db.session.scalars(db.select(PendingAuditEntry))]
     assert "user.password_changed" in actions
 
 

@@ -5,7 +5,7 @@ from referral_hub.directory.models import Organization, Service
 from referral_hub.extensions import db
 
 from .factories import csrf_from, make_org, make_service
-from .pages import signed_in, submit, text
+from .pages import confirm, signed_in, submit, text
 
 EN = {"Accept-Language": "en"}
 
@@ -220,6 +220,8 @@ def test_verify_suspend_retire_and_reopen_a_service(app):
     assert submit(coordinator, page, f"{page}/verify").status_code == 302
     for status in ("inactive", "temporarily closed", "defunct", "active"):
         response = submit(coordinator, page, f"{page}/status", status=status)
+        if status == "defunct":
+            response = confirm(coordinator, response)
         assert response.status_code == 302
         db.session.expire_all()
         assert db.session.get(Service, found.id).status == status

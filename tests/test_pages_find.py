@@ -4,7 +4,7 @@ import re
 
 from referral_hub.directory.views import PAGE_SIZE
 
-from .factories import add_location, make_org, make_service
+from .factories import add_location, make_org, make_service, report_capacity
 from .pages import signed_in, text
 
 CARD = re.compile(r'<li class="card">(.*?)</li>', re.S)
@@ -32,18 +32,17 @@ def test_a_safe_house_address_is_hidden_from_focal_points_and_shown_to_partners(
 
 
 def test_each_result_shows_capacity_eligibility_and_contact(app):
-    make_service(
+    home = make_service(
         make_org(),
         name="Girls Recovery Home",
         categories=["detox"],
         minimum_age=10,
         maximum_age=18,
         eligibility_sex="female",
-        capacity_status="waitlist",
-        places_free=3,
         email="intake@recovery.example.org",
         phones=[{"number": "+855 12 345 678", "description": "intake desk"}],
     )
+    report_capacity(home, capacity_status="waitlist", places_free=3)
     browser, _ = signed_in(app, language="en")
     (card,) = _results(text(browser.get("/find?category=detox")))
     assert "Waiting list" in card and "3 places free" in card
@@ -102,3 +101,43 @@ def test_a_full_page_of_khmer_results_stays_light_and_leads_to_the_rest(app):
     more = re.search(r'<a class="button secondary" href="([^"]+)">', page).group(1)
     rest = text(browser.get(more.replace("&amp;", "&")))
     assert len(_results(rest)) == 5 and 'class="button secondary"' not in rest
+
+
+def test_a_search_with_no_filter_lists_services_count_first_with_the_filters_folded(app):
+    owner = make_org()
+    for name in ("Alpha Shelter", "Beta Clinic", "Gamma Legal Aid"):
+        make_service(owner, name=name)
+    browser, _ = signed_in(app, language="en")
+    first_visit = text(browser.get("/find"))
+    assert "filters-fold" not in first_visit and not _results(first_visit)
+    empty_form = "/find?q=&category=&province=&district=&age=&sex=&language=&accepting="
+    page = text(browser.get(empty_form))
+    assert _names(page) == ["Alpha Shelter", "Beta Clinic", "Gamma Legal Aid"]
+    count = page.index('id="result-count"')
+    assert "3 services found" in page[count:]
+    assert count < page.index('<details class="filters-fold">') < page.index("Alpha Shelter")
+    assert '<details class="filters-fold" open' not in page
+
+
+def test_the_readers_own_organisation_is_left_out_unless_they_ask(app):
+    mine, theirs = make_org(), make_org()
+    make_service(mine, name="Our Own Shelter", categories=["detox"])
+    make_service(theirs, name="Partner Shelter", categories=["detox"])
+    browser, _ = signed_in(app, organization=mine, language="en")
+    default = text(browser.get("/find?category=detox"))
+    assert _names(default) == ["Partner Shelter"] and "1 service found" in default
+    assert "services are left out." in default
+    assert 'name="include_mine" value="yes" >' in default  # the box, not ticked
+    included = text(browser.get("/find?category=detox&include_mine=yes"))
+    assert _names(included) == ["Our Own Shelter", "Partner Shelter"]
+    assert "2 services found" in included and "are left out" not in included
+
+
+def test_a_refused_filter_says_so_in_the_readers_language(app):
+    browser, _ = signed_in(app, language="km")
+    page = text(browser.get("/find?province=Siem+Reap&age=200&q=" + "x" * 201))
+    assert "String does not match" not in page and "Must be greater" not in page
+    assert page.count('class="field-error"') == 3
+    for message in ("Choose one from the list.", "Type an age in years, from 0 to 120."):
+        assert message not in page  # in Khmer, not English
+    assert 'id="result-count"' not in page and "filters-fold" not in page

@@ -8,6 +8,7 @@ from babel.dates import format_datetime
 
 from referral_hub.extensions import db
 from referral_hub.referrals.models import Referral
+from referral_hub.web.dates import DAY_AND_TIME
 
 from .pages import change_status, referral_id_of, send_referral, signed_in, submit, text
 from .pages import two_partners as partners
@@ -66,7 +67,8 @@ def test_a_stale_version_and_a_refused_move_are_explained_in_khmer(app):
     _assert_khmer(stale)
     assert "កំណែទី 2" in stale
 
-    change_status(receiver, referral_id, "withdrawn")  # the sender's move, not the receiver's
+    # the sender's move, not the receiver's, even from a form claiming to be confirmed
+    change_status(receiver, referral_id, "withdrawn", confirmed="yes")
     refused = _flash(text(receiver.get(url)))
     _assert_khmer(refused)
     assert "«បានទទួល»" in refused and "«បានដកវិញ»" in refused  # from received to withdrawn
@@ -101,11 +103,11 @@ def test_dates_follow_the_language(app):
     months = Locale.parse("km").months["format"]["abbreviated"].values()
 
     khmer = text(sender.get(f"/referrals/{referral_id}"))
-    shown = format_datetime(deadline, "medium", tzinfo=phnom_penh, locale="km")
+    shown = format_datetime(deadline, DAY_AND_TIME, tzinfo=phnom_penh, locale="km")
     assert shown in khmer and any(month in shown for month in months)
     sender.set_cookie("hub_lang", "en")
     english = text(sender.get(f"/referrals/{referral_id}"))
-    assert format_datetime(deadline, "medium", tzinfo=phnom_penh, locale="en") in english
+    assert format_datetime(deadline, DAY_AND_TIME, tzinfo=phnom_penh, locale="en") in english
     assert shown not in english
 
 

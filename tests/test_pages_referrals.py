@@ -8,6 +8,7 @@ from referral_hub.referrals.models import Referral
 from .factories import add_location, make_org, make_service
 from .pages import (
     REFERRAL_FORM,
+    confirm,
     referral_id_of,
     send_referral,
     signed_in,
@@ -43,7 +44,7 @@ def test_a_referral_is_sent_then_answered_and_both_sides_see_it(app):
 
     page = text(receiver.get(f"/referrals/{referral_id}"))
     assert GIVEN_NAME in page and PHONE in page
-    assert CASE_NOTE not in page and "Not shared (no consent)" in page
+    assert CASE_NOTE not in page  # nobody agreed to share the case history
     version = re.search(r'name="version" value="(\d+)"', page).group(1)
     for status in ("received", "accepted"):
         response = submit(
@@ -58,18 +59,17 @@ def test_a_referral_is_sent_then_answered_and_both_sides_see_it(app):
     assert db.session.get(Referral, referral_id).status == "accepted"
     sent_page = text(sender.get(f"/referrals/{referral_id}"))
     assert 'id="status">Accepted<' in sent_page
-    assert CASE_NOTE in sent_page  # the sender sees all it sent
+    assert GIVEN_NAME in sent_page
+    assert CASE_NOTE not in sent_page  # what nobody agreed to share, the form never sent
 
 
 def test_a_form_sent_back_with_errors_keeps_what_was_typed(app):
     sender, _receiver, detox = two_partners(app)
-    response = send_referral(
-        sender, detox, **{"subject.age": "9", "consent.categories": ["contact"]}
-    )
+    response = send_referral(sender, detox, **{"subject.age": "9"})
     assert response.status_code == 422
     page = text(response)
     assert f'value="{GIVEN_NAME}"' in page and f'value="{PHONE}"' in page
-    assert 'id="subject.age-error"' in page or 'id="consent.categories-error"' in page
+    assert 'id="subject.age-error"' in page
     assert db.session.query(Referral).count() == 0
 
 
@@ -104,9 +104,10 @@ def test_the_receiver_cannot_make_the_senders_moves(app):
     sender, receiver, detox = two_partners(app)
     referral_id = referral_id_of(send_referral(sender, detox))
     url = f"/referrals/{referral_id}"
-    submit(receiver, url, f"{url}/status", status="withdrawn", version="1")
+    # Even a form claiming to come from the page asking once more: the rules refuse.
+    submit(receiver, url, f"{url}/status", status="withdrawn", version="1", confirmed="yes")
     assert db.session.get(Referral, referral_id).status == "sent"
-    response = submit(receiver, url, f"{url}/consent/withdraw")
+    response = submit(receiver, url, f"{url}/consent/withdraw", confirmed="yes")
     assert db.session.get(Referral, referral_id).consent_status == "active"
     assert response.status_code == 302
 
@@ -115,7 +116,7 @@ def test_withdrawing_consent_hides_personal_data_from_the_receiver(app):
     sender, receiver, detox = two_partners(app)
     referral_id = referral_id_of(send_referral(sender, detox))
     url = f"/referrals/{referral_id}"
-    submit(sender, url, f"{url}/consent/withdraw")
+    confirm(sender, submit(sender, url, f"{url}/consent/withdraw"))
     page = text(receiver.get(url))
     assert GIVEN_NAME not in page and "Not shared (no consent)" in page
 
@@ -169,13 +170,13 @@ def test_sending_twice_with_the_same_form_makes_one_referral(app):
 def test_khmer_readers_get_khmer_labels_errors_and_dates(app):
     sender, receiver, detox = two_partners(app)
     sender.set_cookie("hub_lang", "km")
-    page = text(send_referral(sender, detox, **{"consent.categories": ["contact"]}))
-    assert "មានព័ត៌មានអត្តសញ្ញាណ" in page  # the consent rule's message, in Khmer
+    page = text(send_referral(sender, detox, **{"consent.obtained_at": "2099-01-01T09:00"}))
+    assert "ពេលវេលានៃការយល់ព្រមមិនអាចនៅអនាគតបានទេ" in page  # the consent rule's, in Khmer
     referral_id = referral_id_of(send_referral(sender, detox))
     receiver.set_cookie("hub_lang", "km")
     page = text(receiver.get(f"/referrals/{referral_id}"))
-    assert "មិនបានចែករំលែក (គ្មានការយល់ព្រម)" in page
-    assert "Not shared" not in page and "Timeline" not in page
+    assert "ឈ្មោះ និងថ្ងៃខែឆ្នាំកំណើត" in page  # "Name and date of birth"
+    assert "Name and date" not in page and "Timeline" not in page
 
 
 def test_a_child_outside_the_age_range_is_referred_with_a_reason(app):

@@ -9,14 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from referral_hub import clock
+from referral_hub.audit import service as audit
 from referral_hub.auth.principal import Principal
 from referral_hub.directory import service as directory_service
 from referral_hub.extensions import db
 from referral_hub.jobs import referral_deadlines
-from referral_hub.referrals import service
+from referral_hub.referrals import service, visibility
+from referral_hub.referrals.models import Referral
+from referral_hub.web.session import principal_of as user_principal
 
-from .factories import bearer, make_service, make_user, user_tokens
-from .referral_fixtures import REMOVE, move, network, referral_body, send
+from .factories import add_location, bearer, make_org, make_service, make_user, user_tokens
+from .referral_fixtures import REMOVE, move, network, referral_body, send, user_party
 
 # A Tuesday morning, so that deadlines in business days do not cross a weekend.
 MOMENT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -70,7 +73,8 @@ def timeline(client, party, referral):
 
 
 def audit_trail(client, app, referral):
-    """The audit entries about the referral, as a coordinator reads them."""
+    """The audit entries about the referral, as a coordinator reads them once sealed."""
+    audit.seal_all()
     coordinator = make_user(directory_service.create_organization(None, "Network"), ["coordinator"])
     token = user_tokens(app, coordinator, "reports:read")["access_token"]
     response = client.get(
@@ -449,3 +453,64 @@ def test_only_the_parties_see_why_eligibility_was_overridden(client, net):
     }
     reason = {"reason": "Young adult leaving care"}
     assert seen == {"sender": reason, "receiver": reason, "focal_in": None, "coordinator": None}
+
+
+SIEM_REAP, PREAH_SIHANOUK, BATTAMBANG = "17", "18", "02"
+
+
+def _focal(app, province):
+    return user_party(app, ["focal_point"], [province], "referrals:read")
+
+
+def _seen_by(client, party, referral):
+    """(in the list, readable) for the party; the API answers 404 to one who may not know it."""
+    found = client.get(f"/api/v1/referrals/{referral['id']}", headers=party.headers)
+    assert found.status_code in (200, 404)
+    return referral["id"] in listed(client, party), found.status_code == 200
+
+
+def test_a_focal_point_sees_a_referral_through_the_childs_or_the_services_province(
+    app, client, net
+):
+    """A Siem Reap service accepts a child from Preah Sihanouk: both provinces' focal points
+    see it, each for its own reason; Battambang's sees nothing."""
+    siem_reap_service = make_service(
+        make_org(province=SIEM_REAP), categories=["detox"], areas=[SIEM_REAP, PREAH_SIHANOUK]
+    )
+    referral = sent_to(
+        client, net["sender"], siem_reap_service.id, subject__province=PREAH_SIHANOUK
+    )
+    for province in (SIEM_REAP, PREAH_SIHANOUK):
+        assert _seen_by(client, _focal(app, province), referral) == (True, True)
+    assert _seen_by(client, _focal(app, BATTAMBANG), referral) == (False, False)
+    found = db.session.get(Referral, referral["id"])
+    reasons = {
+        province: visibility.focal_reasons(_principal(province), found)
+        for province in (SIEM_REAP, PREAH_SIHANOUK, BATTAMBANG)
+    }
+    assert reasons == {
+        SIEM_REAP: [visibility.SERVICE_PROVINCE],
+        PREAH_SIHANOUK: [visibility.CHILD_PROVINCE],
+        BATTAMBANG: [],
+    }
+    both = sent_to(client, net["sender"], siem_reap_service.id)
+    both_found = db.session.get(Referral, both["id"])
+    assert visibility.focal_reasons(_principal(SIEM_REAP), both_found) == list(visibility.REASONS)
+
+
+def test_a_service_is_in_the_province_of_a_place_it_is_given_too(app, client, net):
+    """An organisation based in Battambang gives the service at a place in Siem Reap."""
+    service = make_service(
+        make_org(province=BATTAMBANG), categories=["detox"], areas=[PREAH_SIHANOUK]
+    )
+    place = add_location(service, "Siem Reap drop-in", "Wat Bo road")
+    place.province = SIEM_REAP
+    db.session.commit()
+    referral = sent_to(client, net["sender"], service.id, subject__province=PREAH_SIHANOUK)
+    for province in (SIEM_REAP, BATTAMBANG, PREAH_SIHANOUK):
+        assert _seen_by(client, _focal(app, province), referral) == (True, True)
+    assert _seen_by(client, _focal(app, "12"), referral) == (False, False)
+
+
+def _principal(province):
+    return user_principal(make_user(make_org(province="12"), ["focal_point"], [province]))

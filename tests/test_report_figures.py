@@ -155,3 +155,132 @@ def test_a_median_pairs_each_referral_with_its_own_answer_to_the_hundredth_of_an
     figures = reports.summary(_coordinator(), zone=ZONE)
     assert figures["median_hours_to_receive"] == 100.33
     assert figures["median_hours_to_accept"] is None
+
+
+# 10 January 2026, 09:00 in Phnom Penh.
+JANUARY = datetime(2026, 1, 10, 2, tzinfo=UTC)
+# 28 February 2026, 23:00 in Phnom Penh; an hour later, 1 March there.
+LATE_FEBRUARY = datetime(2026, 2, 28, 16, tzinfo=UTC)
+
+
+def _answered(client, parties, referral, sent_at, steps):
+    """Move the referral through (hours after sending, status) steps, each at its moment."""
+    for hours, status in steps:
+        clock.freeze(sent_at + timedelta(hours=hours))
+        outcome = {"outcome": "service_provided"} if status == "completed" else {}
+        response = move(client, parties["receiver"], referral, status, **outcome)
+        assert response.status_code == 200, response.get_json()
+        referral = response.get_json()
+
+
+def _quarter(app, client, frozen):
+    """Three referrals in January (one completed, one accepted, one only received), one on the
+    last evening of February (received after an hour), one in the first hour of March."""
+    parties = network(app, client)
+    service = make_service(
+        parties["service"].organization, categories=["detox", "medical"], areas=["17", "18"]
+    )
+    sent = {}
+    for name, moment, needs, province in (
+        ("completed", JANUARY, ["detox", "medical"], "17"),
+        ("accepted", JANUARY, ["detox", "medical"], "18"),
+        ("received", JANUARY, ["detox"], "17"),
+        ("february", LATE_FEBRUARY, ["detox"], "17"),
+        ("march", LATE_FEBRUARY + timedelta(hours=1), ["detox"], "17"),
+    ):
+        frozen(moment)
+        sent[name] = (
+            _sent(client, parties["sender"], service, needs=needs, subject__province=province),
+            moment,
+        )
+    hour = 1
+    for name, steps in (
+        ("completed", [(2, "received"), (10, "accepted"), (11, "in_progress"), (12, "completed")]),
+        ("accepted", [(4, "received"), (30, "accepted")]),
+        ("received", [(24 + 20 / 60, "received")]),
+        ("february", [(hour, "received")]),
+    ):
+        referral, moment = sent[name]
+        _answered(client, parties, referral, moment, steps)
+    frozen(datetime(2026, 4, 2, tzinfo=UTC))
+    return reports.summary(_coordinator(), date(2026, 1, 1), date(2026, 3, 31), ZONE)
+
+
+def _month(month, sent, accepted, completed, receive=(None, None), accept=(None, None)):
+    return {
+        "month": month,
+        "sent": sent,
+        "accepted": accepted,
+        "completed": completed,
+        "median_hours_to_receive": receive[0],
+        "p90_hours_to_receive": receive[1],
+        "median_hours_to_accept": accept[0],
+        "p90_hours_to_accept": accept[1],
+    }
+
+
+def test_each_month_of_sending_has_its_counts_medians_and_90th_percentiles(app, client, frozen):
+    """January's receipts after 2, 4 and 24 h 20 min: median 4, 90th percentile 4 + 0.8 *
+    20.33 = 20.27; acceptances after 10 and 30 h: median 20, 90th 10 + 0.9 * 20 = 28. The
+    month follows Phnom Penh's calendar: 23:00 on 28 February is February's, midnight March's."""
+    figures = _quarter(app, client, frozen)
+    assert figures["by_month"] == [
+        _month("2026-01", 3, 2, 1, receive=(4.0, 20.27), accept=(20.0, 28.0)),
+        _month("2026-02", 1, 0, 0, receive=(1.0, 1.0)),
+        _month("2026-03", 1, 0, 0),
+    ]
+    # Over the quarter: receipts after 1, 2, 4 and 24.33 h.
+    assert (figures["median_hours_to_receive"], figures["p90_hours_to_receive"]) == (3.0, 18.23)
+    assert (figures["median_hours_to_accept"], figures["p90_hours_to_accept"]) == (20.0, 28.0)
+
+
+def test_needs_by_province_count_each_pair_largest_first_then_by_code(app, client, frozen):
+    figures = _quarter(app, client, frozen)
+    assert figures["by_category_and_province"] == [
+        {"category": "detox", "province": "17", "count": 4},
+        {"category": "detox", "province": "18", "count": 1},
+        {"category": "medical", "province": "17", "count": 1},
+        {"category": "medical", "province": "18", "count": 1},
+    ]
+
+
+def test_every_month_the_period_touches_is_listed_even_without_referrals(frozen):
+    frozen(JANUARY)
+    figures = reports.summary(_coordinator(), date(2025, 11, 30), date(2026, 1, 1), ZONE)
+    assert [month["month"] for month in figures["by_month"]] == ["2025-11", "2025-12", "2026-01"]
+    assert figures["by_month"][0] == _month("2025-11", 0, 0, 0)
+    assert (figures["p90_hours_to_receive"], figures["by_reach"]) == (None, [])
+    assert figures["by_category_and_province"] == []
+
+
+def test_a_monthly_report_covers_whole_months_by_default_the_last_one():
+    assert reports.month_days(None, date(2026, 1, 1)) == (date(2025, 12, 1), date(2025, 12, 31))
+    assert reports.month_days(None, date(2026, 3, 31)) == (date(2026, 2, 1), date(2026, 2, 28))
+    assert reports.month_days("2024-02", None) == (date(2024, 2, 1), date(2024, 2, 29))
+    assert reports.month_days("2026-03", None, 6) == (date(2025, 10, 1), date(2026, 3, 31))
+    assert reports.month_days("2026-12", None, 12) == (date(2026, 1, 1), date(2026, 12, 31))
+    for wrong in ("2026-13", "2026", "March", "9999-12", "0001-03"):
+        with pytest.raises(InvalidInput) as raised:
+            reports.month_days(wrong, None, 6)
+        assert raised.value.errors[0]["field"] == "month"
+
+
+def test_a_percentile_of_one_answer_is_that_answer_and_of_none_is_none():
+    assert reports._percentile_90([5.0]) == 5.0
+    assert reports._percentile_90([]) is None
+    assert reports._percentile_90([1.0, 2.0]) == 1.9
+    assert reports._percentile_90([3.0, 1.0, 2.0, 10.0, 4.0]) == 7.6
+
+
+def test_reasons_are_given_to_a_focal_point_only_not_to_one_who_is_also_coordinator(frozen):
+    frozen(JANUARY)
+    day = date(2026, 1, 10)
+    for roles, reach in (
+        (
+            ["focal_point"],
+            [{"code": "child_province", "count": 0}, {"code": "service_province", "count": 0}],
+        ),
+        (["focal_point", "coordinator"], []),
+    ):
+        reader = principal_of(make_user(make_org(), roles=roles, provinces=["17"]))
+        assert reports.summary(reader, day, day, ZONE)["by_reach"] == reach

@@ -2,7 +2,11 @@
 
 import csv
 import io
-from datetime import timedelta
+import re
+import zlib
+from datetime import UTC, datetime, timedelta
+
+from babel.dates import format_date
 
 from referral_hub import clock
 from referral_hub.directory.models import Organization
@@ -169,7 +173,15 @@ def test_chart_is_plain_svg_with_escaped_labels():
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "<title>" + "B" * 60 + ": 1</title>" in svg and "…" in svg
-    assert svg.count("<rect") == 2 and 'width="264"' in svg
+    assert svg.count("<rect") == 2 and 'width="80.00%"' in svg and 'width="26.67%"' in svg
+    assert "viewBox" not in svg and 'width="100%"' in svg and 'font-size="16"' in svg
+
+
+def test_a_grouped_chart_has_a_legend_and_a_bar_per_series():
+    svg = str(charts.grouped_bar_chart("t", "Per month", [("May", [4, 2, 0])], ["A", "B", "C"]))
+    assert svg.count("<rect") == 6  # three in the legend, three bars
+    assert "<title>May: A: 4, B: 2, C: 0</title>" in svg
+    assert 'width="80.00%"' in svg and 'width="40.00%"' in svg and 'width="0%"' in svg
 
 
 def test_summary_api_for_focal_points_and_coordinators_only(app, client):
@@ -214,3 +226,158 @@ def test_summary_api_refuses_other_roles_and_scopes(app, client):
         client.get("/api/v1/reports/summary", headers=parties["sender"].headers).status_code == 403
     )
     assert client.get("/api/v1/reports/summary").status_code == 401
+
+
+SIEM_REAP, PREAH_SIHANOUK, BATTAMBANG = "17", "18", "02"
+
+
+def test_focal_points_and_coordinators_land_on_the_dashboard(app):
+    for roles in (["focal_point"], ["coordinator"]):
+        browser, _ = signed_in(app, roles, provinces=["17"] if "focal_point" in roles else ())
+        for path in ("/home", "/"):
+            response = browser.get(path, follow_redirects=True)
+            assert response.request.path == "/reports", (roles, path)
+        assert "/home" not in text(browser.get("/reports"))  # no empty "My referrals" link
+    caseworker, _ = signed_in(app, ["caseworker", "focal_point"], provinces=["17"])
+    assert caseworker.get("/home").status_code == 200
+
+
+def test_a_focal_point_sees_a_referral_to_a_service_in_their_province_on_every_page(app, client):
+    """A Siem Reap service receives a child from Preah Sihanouk: both provinces' focal points
+    count it and open it, and the dashboard says why; Battambang's sees nothing."""
+    parties = network(app, client)
+    referral = _sent(client, parties, subject__province=PREAH_SIHANOUK)
+    assert parties["service"].organization.province == SIEM_REAP
+    expected = {
+        SIEM_REAP: ("1", {"child_province": 0, "service_province": 1}, 200),
+        PREAH_SIHANOUK: ("1", {"child_province": 1, "service_province": 0}, 200),
+        BATTAMBANG: ("0", {"child_province": 0, "service_province": 0}, 404),
+    }
+    for province, (total, reach, status) in expected.items():
+        browser, _user = signed_in(app, ["focal_point"], provinces=[province], language="en")
+        page = text(browser.get("/reports"))
+        assert _figure(page, "total") == total, province
+        for reason, count in reach.items():
+            assert f'id="reach-{reason}">{count}</dd>' in page, (province, reason)
+        assert browser.get(f"/referrals/{referral['id']}").status_code == status, province
+        api = user_party(app, ["focal_point"], [province], "reports:read referrals:read")
+        summary = client.get("/api/v1/reports/summary", headers=api.headers).get_json()
+        assert summary["by_reach"] == [{"code": code, "count": n} for code, n in reach.items()]
+        found = client.get(f"/api/v1/referrals/{referral['id']}", headers=api.headers)
+        assert found.status_code == status, province
+    assert "The receiving service is in your provinces" in page
+
+
+def test_zeros_fold_away_and_an_empty_period_says_what_it_covered(app, client):
+    parties = network(app, client)
+    _sent(client, parties)
+    browser, _ = signed_in(app, ["focal_point"], provinces=["17"], language="en")
+    page = text(browser.get("/reports"))
+    status_section = page.split('id="status-heading"')[1].split("</section>")[0]
+    assert status_section.count("<tr>") == 2  # the header and "Sent"
+    assert "None in this period: Received, Accepted" in status_section
+    assert "empty-period" not in page
+    empty = text(browser.get("/reports?from=2020-01-01&to=2020-02-29"))
+    scope = empty.split('id="empty-period">')[1].split("</p>")[0]
+    assert "No referrals were sent from" in scope and "Siem Reap" in scope
+    assert "No referrals were sent in: January 2020, February 2020." in empty
+
+
+def test_the_monthly_report_prints_on_a4_in_both_languages(app, client):
+    parties = network(app, client)
+    _sent(client, parties)
+    month = clock.now().strftime("%Y-%m")
+    browser, _ = signed_in(app, ["coordinator"])
+    english = browser.get(f"/reports/print?month={month}", headers={"Accept-Language": "en"})
+    page = text(english)
+    assert english.status_code == 200 and len(english.data) < 100_000
+    assert clock.now().strftime("%B %Y") in page and "report-print.css" in page
+    assert "<script" not in page and 'id="trend-table"' in page
+    for value in PERSONAL_VALUES:
+        assert value not in page
+    css = text(app.test_client().get("/static/report-print.css"))
+    assert "size: A4" in css and "@media print" in css
+    khmer = text(browser.get(f"/reports/print?month={month}", headers={"Accept-Language": "km"}))
+    assert 'lang="km"' in khmer and format_date(clock.now(), "MMMM", locale="km") in khmer
+    wrong = browser.get("/reports/print?month=2026-13", headers={"Accept-Language": "en"})
+    assert wrong.status_code == 422
+
+
+def _pdf_text(data):
+    """The PDF's bytes with each compressed stream inflated, to look for names in it."""
+    parts = [data]
+    for start in re.finditer(rb"stream\r?\n", data):
+        try:
+            parts.append(zlib.decompressobj().decompress(data[start.end() :]))
+        except zlib.error:
+            continue
+    return b"\n".join(parts)
+
+
+def test_the_monthly_report_as_a_pdf_in_english_and_khmer(app, client):
+    parties = network(app, client)
+    _sent(client, parties)
+    month = clock.now().strftime("%Y-%m")
+    browser, _ = signed_in(app, ["focal_point"], provinces=["17"])
+    english = browser.get(f"/reports/print.pdf?month={month}", headers={"Accept-Language": "en"})
+    assert english.status_code == 200 and english.mimetype == "application/pdf"
+    assert english.data.startswith(b"%PDF")
+    assert english.headers["Content-Disposition"] == (
+        f'attachment; filename="referral-report-{month}.pdf"'
+    )
+    assert clock.now().strftime("%B %Y").encode() in _pdf_text(english.data)  # title, outline
+    khmer = browser.get(f"/reports/print.pdf?month={month}", headers={"Accept-Language": "km"})
+    inside = _pdf_text(khmer.data)
+    assert khmer.data.startswith(b"%PDF")
+    assert re.search(rb"/FontName\s*/[A-Z]{6}\+Khmer-OS", inside)  # a Khmer font embedded
+    # Its glyphs map back to letters of the Khmer block (U+1780 to U+17FF).
+    assert re.search(rb"<17[89A-Fa-f][0-9A-Fa-f]>", inside)
+    khmer_month = format_date(clock.now(), "MMMM y", locale="km").encode("utf-16-be").hex()
+    assert khmer_month.encode() in inside.lower()
+
+
+def test_the_printed_month_shows_its_times_and_the_months_before_it(app, client):
+    """Sent on 10 January, received 2 hours later and accepted 30 hours after sending: the
+    report for January shows both times and says that August to December had no referral."""
+    parties = network(app, client)
+    sent_at = datetime(2026, 1, 10, 2, tzinfo=UTC)
+    clock.freeze(sent_at)
+    try:
+        referral = _sent(client, parties)
+        clock.freeze(sent_at + timedelta(hours=2))
+        referral = move(client, parties["receiver"], referral, "received").get_json()
+        clock.freeze(sent_at + timedelta(hours=30))
+        move(client, parties["receiver"], referral, "accepted")
+        browser, _ = signed_in(app, ["coordinator"], language="en")
+        page = text(browser.get("/reports/print?month=2026-01"))
+    finally:
+        clock.freeze(None)
+    receipt = page.split('id="times-receive-table"')[1].split("</table>")[0]
+    acceptance = page.split('id="times-accept-table"')[1].split("</table>")[0]
+    assert '<th scope="row">January 2026</th><td>2 hours</td><td>2 hours</td>' in receipt
+    assert "<td>30 hours</td><td>30 hours</td>" in acceptance
+    assert "No referrals were sent in: August 2025, September 2025, October 2025, " in page
+    assert 'id="figure-total">1</dd>' in page
+
+
+def test_a_long_period_shows_its_last_twelve_months_and_the_csv_has_every_month(app, client):
+    parties = network(app, client)
+    try:
+        for month in range(1, 15):  # January 2025 to February 2026
+            clock.freeze(datetime(2025 + (month - 1) // 12, (month - 1) % 12 + 1, 15, tzinfo=UTC))
+            _sent(client, parties)
+    finally:
+        clock.freeze(None)
+    browser, _ = signed_in(app, ["coordinator"], language="en")
+    period = "from=2025-01-01&to=2026-02-28"
+    page = text(browser.get(f"/reports?{period}"))
+    trend = page.split('id="trend-table"')[1].split("</table>")[0]
+    assert trend.count('<th scope="row">') == 12 and "March 2025" in trend
+    assert "February 2025" not in trend and 'id="trend-cut"' in page
+    assert _figure(page, "total") == "14"
+    csv_rows = list(csv.reader(io.StringIO(text(browser.get(f"/reports/figures.csv?{period}")))))
+    sent = [row[1:] for row in csv_rows if row[0] == "month_sent"]
+    assert len(sent) == 14 and sent[0] == ["2025-01", "January 2025", "1"]
+    assert ["month_median_hours_to_receive", "2025-01", "January 2025", ""] in csv_rows
+    short = text(browser.get("/reports?from=2025-01-01&to=2025-12-31"))
+    assert 'id="trend-cut"' not in short

@@ -1,10 +1,15 @@
-"""The audit log: record who read or changed what, verify the chain, list it for coordinators.
+"""The audit log: record who read or changed what, seal it into a chain, verify it, list it.
 
-Every entry is chained to the one before by sha256 (see `entry_hash`), and the single
-`audit_head` row names the last one. `record` appends inside the caller's transaction; call it
-after the caller's other writes, just before the commit: it holds the head's write lock (the
-row lock on PostgreSQL, the database write lock on SQLite) until the transaction ends, which
-queues concurrent appenders so the chain never forks.
+`record` adds an entry to the caller's transaction as a plain INSERT into audit_pending, so
+requests never queue on each other for the log. The sequencer (`seal`, run by the worker's
+`sequencer` thread, woken after this process's commits and on a beat, and by `referral-hub
+audit seal`) then moves pending entries into audit_entries in batches, in the order they were
+recorded: it gives each the next seq and chains it to the one before by sha256 (see
+`entry_hash`), and the single `audit_head` row names the last one. It holds the head's write
+lock while it seals (the row lock on PostgreSQL, the database write lock on SQLite), so one
+sequencer seals at a time across processes and the chain never forks. This is how Certificate
+Transparency logs integrate submissions within a maximum merge delay: here
+AUDIT_SEAL_DELAY_SECONDS, measured as sealed_at - at on every entry.
 
 No personal data enters the log: details take only the keys of ALLOWED_DETAIL_KEYS, and their
 values are short codes (no spaces, no '@'), numbers, booleans, null or lists of those. Names,
@@ -15,25 +20,33 @@ The database refuses UPDATE and DELETE on audit_entries (triggers made by the mi
 owner (or a superuser) can still suspend them, as `suspend_append_only` does for test cleanup,
 and so could an attacker holding those rights: that is what `verify` detects. It cannot detect
 a rewrite that recomputes every later hash and the head; keep copies of the head's hash
-elsewhere (e.g. the output of `referral-hub audit verify`) to catch that too.
+elsewhere (e.g. the output of `referral-hub audit verify`) to catch that too. Nor can it see
+an entry deleted while still pending, within the seal delay: the chain covers what is sealed.
 """
 
 import contextlib
 import hashlib
 import json
+import logging
 import re
 from datetime import UTC
 
-from sqlalchemy import func, select, text, update
+from flask import current_app
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import clock
+from .. import clock, commit_hooks
+from ..background import WokenLoop
 from ..extensions import db
 from ..pagination import paginate
-from .models import GENESIS_HASH, AuditEntry, AuditHead
+from .models import GENESIS_HASH, AuditEntry, AuditHead, PendingAuditEntry
 
+log = logging.getLogger(__name__)
 HEAD_ID = 1
 VERIFY_BATCH = 1000
+SEAL_BATCH = 500
+# What a request records; the sequencer adds seq, prev_hash, hash and sealed_at.
+RECORDED = ("at", "actor", "organization_id", "action", "resource_type", "resource_id", "details")
 
 # Non-personal facts an entry may carry in details, and what each is for.
 ALLOWED_DETAIL_KEYS = frozenset(
@@ -120,31 +133,9 @@ def entry_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _advance_head():
-    """Add one to the head's seq, taking its write lock, and read (seq, last hash) in the same
-    statement; None when there is no head yet."""
-    return db.session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == HEAD_ID)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.last_hash)
-        .execution_options(synchronize_session=False)
-    ).first()
-
-
-def _create_head():
-    """Make the head row of an empty log; another transaction may be making it too."""
-    if db.session.scalar(select(func.max(AuditEntry.seq))) is not None:
-        return  # not empty: the head was made meanwhile by another append, or was deleted
-    try:
-        with db.session.begin_nested():
-            db.session.add(AuditHead(id=HEAD_ID, seq=0, last_hash=GENESIS_HASH))
-    except IntegrityError:
-        pass  # made by a concurrent first append
-
-
 def record(principal_label, organization_id, action, resource_type, resource_id, details=None):
-    """Append one entry in the current transaction (the caller commits) and return it.
+    """Add one entry to the current transaction (the caller commits) and return it; the
+    sequencer seals it after the commit.
 
     principal_label names who acted (directory.service.actor(principal)). Raises ValueError when
     details have keys outside ALLOWED_DETAIL_KEYS or values that are not codes.
@@ -155,36 +146,112 @@ def record(principal_label, organization_id, action, resource_type, resource_id,
     _check_code("resource_type", resource_type, 30)
     if resource_id is not None:
         _check_code("resource_id", resource_id, 36)
-    head = _advance_head()
+    entry = PendingAuditEntry(
+        at=clock.now().astimezone(UTC),
+        actor=principal_label,
+        organization_id=organization_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=details,
+    )
+    db.session.add(entry)
+    commit_hooks.mark("audit_recorded")
+    return entry
+
+
+def _lock_head():
+    """The head's (seq, last hash), holding its write lock until the transaction ends; made
+    first for an empty log (another sequencer may be making it too)."""
+    lock = (
+        update(AuditHead)
+        .where(AuditHead.id == HEAD_ID)
+        .values(seq=AuditHead.seq)
+        .returning(AuditHead.seq, AuditHead.last_hash)
+        .execution_options(synchronize_session=False)
+    )
+    head = db.session.execute(lock).first()
     if head is None:
-        _create_head()
-        head = _advance_head()
-        if head is None:
+        if db.session.scalar(select(func.max(AuditEntry.seq))) is not None:
             raise RuntimeError(
                 "The audit head is missing but the log has entries; "
                 "run `referral-hub audit verify`."
             )
-    at = clock.now().astimezone(UTC)
-    values = {
-        "seq": head.seq,
-        "at": at,
-        "actor": principal_label,
-        "organization_id": organization_id,
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "details": details,
-        "prev_hash": head.last_hash,
-    }
-    entry = AuditEntry(**values, hash=entry_hash(**values))
-    db.session.add(entry)
-    db.session.execute(  # flushes the entry first
-        update(AuditHead)
-        .where(AuditHead.id == HEAD_ID)
-        .values(last_hash=entry.hash)
-        .execution_options(synchronize_session=False)
+        try:
+            with db.session.begin_nested():
+                db.session.add(AuditHead(id=HEAD_ID, seq=0, last_hash=GENESIS_HASH))
+        except IntegrityError:
+            pass  # made by a concurrent first seal
+        head = db.session.execute(lock).one()
+    return head
+
+
+def seal(batch=SEAL_BATCH):
+    """Chain up to `batch` pending entries onto the head, oldest first, and commit; returns how
+    many were sealed (fewer than `batch`: none are left for now)."""
+    if db.session.scalar(select(PendingAuditEntry.id).limit(1)) is None:
+        db.session.rollback()  # nothing to do: no lock taken
+        return 0
+    seq, prev_hash = _lock_head()
+    pending = db.session.scalars(
+        select(PendingAuditEntry).order_by(PendingAuditEntry.id).limit(batch)
+    ).all()
+    sealed_at = clock.now().astimezone(UTC)
+    rows = []
+    for entry in pending:
+        seq += 1
+        values = {name: getattr(entry, name) for name in RECORDED} | {
+            "seq": seq,
+            "prev_hash": prev_hash,
+        }
+        prev_hash = entry_hash(**values)
+        rows.append(values | {"hash": prev_hash, "sealed_at": sealed_at})
+    if rows:
+        db.session.execute(insert(AuditEntry), rows)
+        db.session.execute(
+            delete(PendingAuditEntry)
+            .where(PendingAuditEntry.id.in_([entry.id for entry in pending]))
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(
+            update(AuditHead)
+            .where(AuditHead.id == HEAD_ID)
+            .values(seq=seq, last_hash=prev_hash)
+            .execution_options(synchronize_session=False)
+        )
+        _warn_if_late(pending[0].at, sealed_at)
+    db.session.commit()
+    return len(rows)
+
+
+def seal_all():
+    """Seal every pending entry now; returns how many (for the CLI and tests)."""
+    total = 0
+    while sealed := seal():
+        total += sealed
+    return total
+
+
+def _warn_if_late(oldest_at, sealed_at):
+    waited = (sealed_at - oldest_at).total_seconds()
+    if waited > current_app.config["AUDIT_SEAL_DELAY_SECONDS"]:
+        log.warning("audit entries waited %.1f s to be sealed", waited)
+
+
+def sequencer(app):
+    """The worker's thread that seals: woken after this process's commits that recorded an
+    entry, and on a beat a quarter of AUDIT_SEAL_DELAY_SECONDS (entries of other processes)."""
+    return WokenLoop(
+        app,
+        "audit-sequencer",
+        lambda: seal() == SEAL_BATCH,
+        app.config["AUDIT_SEAL_DELAY_SECONDS"] / 4,
+        "sealing audit entries failed; the next beat tries again",
     )
-    return entry
+
+
+# Sealing starts right after the commit that recorded, not at the next beat.
+commit_hooks.after_commit("audit_recorded", lambda extensions: extensions["hub_sequencer"].wake())
 
 
 def _broken(checked, seq, reason):
@@ -192,33 +259,32 @@ def _broken(checked, seq, reason):
 
 
 def verify():
-    """Walk the chain from seq 1 and report the first broken link.
+    """Walk the sealed chain from seq 1 and report the first broken link, then what is pending.
 
     Reads the head first and checks the entries up to its seq, in batches by seq (memory stays
-    bounded), so appends running meanwhile are not mistaken for tampering. Finds an altered
+    bounded), so seals running meanwhile are not mistaken for tampering. Finds an altered
     entry (its hash differs), a deleted one (a gap in seq), a deleted tail (the head names a
-    later seq or another hash) and entries the head does not cover.
+    later seq or another hash) and entries the head does not cover. Adds `sealing`: how many
+    entries wait for the sequencer, how long the oldest has waited, and the longest any
+    checked entry waited to be sealed (AUDIT_SEAL_DELAY_SECONDS bounds it when the worker runs).
     """
     head = db.session.execute(
         select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == HEAD_ID)
     ).first()
     head_seq, head_hash = head if head else (0, GENESIS_HASH)
-    columns = (
-        AuditEntry.seq,
-        AuditEntry.at,
-        AuditEntry.actor,
-        AuditEntry.organization_id,
-        AuditEntry.action,
-        AuditEntry.resource_type,
-        AuditEntry.resource_id,
-        AuditEntry.details,
-        AuditEntry.prev_hash,
-        AuditEntry.hash,
-    )
-    checked, last_seq, last_hash = 0, 0, GENESIS_HASH
+    result, longest_seal_delay = _walk(head_seq, head_hash)
+    if result["ok"]:
+        result = _uncovered(result)
+    return result | {"sealing": _sealing(longest_seal_delay)}
+
+
+def _walk(head_seq, head_hash):
+    """The chain up to the head's seq: (the verdict, the longest wait to be sealed)."""
+    columns = [getattr(AuditEntry, name) for name in ("seq", *RECORDED, "prev_hash", "hash")]
+    checked, last_seq, last_hash, longest = 0, 0, GENESIS_HASH, None
     while True:
         rows = db.session.execute(
-            select(*columns)
+            select(*columns, AuditEntry.sealed_at)
             .where(AuditEntry.seq > last_seq, AuditEntry.seq <= head_seq)
             .order_by(AuditEntry.seq)
             .limit(VERIFY_BATCH)
@@ -227,21 +293,30 @@ def verify():
             break
         for row in rows:
             values = row._asdict()
-            stored = values.pop("hash")
+            stored, sealed_at = values.pop("hash"), values.pop("sealed_at")
             if row.seq != last_seq + 1:
-                return _broken(checked, last_seq + 1, f"entry {last_seq + 1} is missing")
+                return _broken(checked, last_seq + 1, f"entry {last_seq + 1} is missing"), longest
             if row.prev_hash != last_hash:
-                return _broken(checked, row.seq, "prev_hash does not match the previous entry")
+                broken = _broken(checked, row.seq, "prev_hash does not match the previous entry")
+                return broken, longest
             if entry_hash(**values) != stored:
-                return _broken(checked, row.seq, "the entry's hash does not match its content")
+                broken = _broken(checked, row.seq, "the entry's hash does not match its content")
+                return broken, longest
+            if sealed_at is not None:
+                waited = (sealed_at - row.at).total_seconds()
+                longest = waited if longest is None else max(longest, waited)
             checked, last_seq, last_hash = checked + 1, row.seq, stored
     if last_seq < head_seq:
-        return _broken(
-            checked, last_seq + 1, f"entries {last_seq + 1} to {head_seq} are missing (head)"
-        )
+        missing = f"entries {last_seq + 1} to {head_seq} are missing (head)"
+        return _broken(checked, last_seq + 1, missing), longest
     if last_hash != head_hash:
-        return _broken(checked, last_seq, "the head's hash does not match the last entry")
-    # One statement, so one snapshot: entries past the head now (beyond concurrent appends).
+        return _broken(checked, last_seq, "the head's hash does not match the last entry"), longest
+    return {"ok": True, "checked": checked, "first_broken_seq": None, "reason": None}, longest
+
+
+def _uncovered(verdict):
+    """The verdict, or a break if entries lie past the head now (beyond concurrent seals); one
+    statement, so one snapshot."""
     highest, now_head = db.session.execute(
         select(
             select(func.max(AuditEntry.seq)).scalar_subquery(),
@@ -249,15 +324,31 @@ def verify():
         )
     ).one()
     if highest is not None and highest > (now_head or 0):
-        return _broken(
-            checked, (now_head or 0) + 1, "entries after the head's seq (head missing or reset)"
-        )
-    return {"ok": True, "checked": checked, "first_broken_seq": None, "reason": None}
+        reason = "entries after the head's seq (head missing or reset)"
+        return _broken(verdict["checked"], (now_head or 0) + 1, reason)
+    return verdict
 
 
-def entries(principal, filters, page_args):
-    """A page of entries by seq, for coordinators; filters: resource_type, resource_id, action,
-    actor (exact) and since (entries at or after)."""
+def _sealing(longest_seal_delay):
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(PendingAuditEntry.at)).select_from(PendingAuditEntry)
+    ).one()
+    waiting = None if oldest is None else (clock.now() - oldest).total_seconds()
+    return {
+        "pending": count,
+        "oldest_pending_seconds": _seconds(waiting),
+        "longest_seal_delay_seconds": _seconds(longest_seal_delay),
+    }
+
+
+def _seconds(value):
+    return None if value is None else round(max(value, 0.0), 3)
+
+
+def entries(principal, filters, page_args, newest_first=False):
+    """A page of entries by seq (the API's order) or newest first (the page's), for
+    coordinators; filters: resource_type, resource_id, action, actor (exact) and since
+    (entries at or after)."""
     principal.require_role("coordinator")
     query = select(AuditEntry)
     for name in ("resource_type", "resource_id", "action", "actor"):
@@ -265,7 +356,7 @@ def entries(principal, filters, page_args):
             query = query.where(getattr(AuditEntry, name) == filters[name])
     if filters.get("since") is not None:
         query = query.where(AuditEntry.at >= filters["since"])
-    return paginate(query, AuditEntry.seq, AuditEntry.seq, page_args)
+    return paginate(query, AuditEntry.seq, AuditEntry.seq, page_args, descending=newest_first)
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ def log(principal):
     except ValidationError as exc:
         errors, args = form_errors(exc), AuditArgs().load({})
     page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
-    entries, next_cursor = service.entries(principal, args, page_args)
+    entries, next_cursor = service.entries(principal, args, page_args, newest_first=True)
     filters = {name: request.args[name] for name in FILTERS[:-1] if request.args.get(name)}
     return render_template(
         "audit/log.html",

@@ -13,6 +13,7 @@ from ..config import GRANTABLE_SCOPES, SCOPES
 from ..csrf import check_csrf
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
+from ..web.confirm import ask_first, confirmation_page, confirmed
 from ..web.error_pages import page_blueprint
 from ..web.forms import form_errors
 from ..web.labels import role_labels
@@ -90,6 +91,7 @@ def invite(principal):
     fields = {
         "email": form.get("email", ""),
         "name": form.get("name", ""),
+        "phone": form.get("phone", "").strip() or None,
         "roles": form.getlist("roles"),
         "provinces": _provinces(form.get("provinces", "")),
     }
@@ -124,7 +126,33 @@ def user(user_id, principal):
     person = service.get_user(principal, principal.organization_id, str(user_id))
     values = MultiDict([("roles", role) for role in person.roles])
     values["provinces"] = ", ".join(person.provinces)
+    values.update({"name": person.name, "phone": person.phone or ""})
     return _user_page(principal, person, values, {})
+
+
+@bp.post("/users/<uuid:user_id>/contact")
+@signed_in(*ADMINS)
+def change_contact(user_id, principal):
+    """The name and phone partners see on the referrals this user sends or is assigned."""
+    check_csrf()
+    form = request.form
+    changes = {"name": form.get("name", "").strip(), "phone": form.get("phone", "").strip() or None}
+    try:
+        person = service.update_user(
+            principal,
+            principal.organization_id,
+            str(user_id),
+            UserUpdate(only=("name", "phone")).load(changes),
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        person = service.get_user(principal, principal.organization_id, str(user_id))
+        values = MultiDict([("roles", role) for role in person.roles])
+        values.update(form)
+        return _user_page(principal, person, values, form_errors(exc), 422)
+    db.session.commit()
+    flash(_("The contact details of %(email)s are saved.", email=person.email), "success")
+    return redirect(url_for(".user", user_id=person.id))
 
 
 @bp.post("/users/<uuid:user_id>/roles")
@@ -150,11 +178,39 @@ def change_roles(user_id, principal):
     return redirect(url_for(".user", user_id=person.id))
 
 
+@bp.get("/users/<uuid:user_id>/active")
+@signed_in(*ADMINS)
+def confirm_disable(user_id, principal):
+    """Ask once more before disabling a user; enabling again needs no second look."""
+    person = service.get_user(principal, principal.organization_id, str(user_id))
+    if not person.active or person.id == principal.user_id:
+        return redirect(url_for(".user", user_id=person.id))
+    return confirmation_page(
+        url_for(".set_active", user_id=person.id),
+        title=_("Disable %(email)s?", email=person.email),
+        happens=[
+            _("%(email)s can no longer sign in.", email=person.email),
+            _("They are signed out at once of every device, and every app acting for them stops."),
+        ],
+        lasting=[
+            _(
+                "Signing them out cannot be undone. You can enable the account again later; "
+                "they will then sign in again everywhere."
+            ),
+        ],
+        button=_("Yes, disable the user"),
+        back=url_for(".user", user_id=person.id),
+        fields={"active": "false"},
+    )
+
+
 @bp.post("/users/<uuid:user_id>/active")
 @signed_in(*ADMINS)
 def set_active(user_id, principal):
     check_csrf()
     active = request.form.get("active") == "true"
+    if not active and not confirmed():
+        return ask_first()
     try:
         person = service.update_user(
             principal, principal.organization_id, str(user_id), {"active": active}
@@ -164,12 +220,11 @@ def set_active(user_id, principal):
         flash(translate(exc.detail), "error")
         return redirect(url_for(".user", user_id=user_id))
     db.session.commit()
-    message = (
-        _("%(email)s may sign in again.", email=person.email)
-        if active
-        else _("%(email)s is disabled and signed out everywhere.", email=person.email)
-    )
-    flash(message, "success")
+    if active:
+        flash(_("%(email)s may sign in again.", email=person.email), "success")
+    else:
+        message = _("%(email)s is disabled and signed out everywhere.", email=person.email)
+        flash(message, "notice")
     return redirect(url_for(".user", user_id=person.id))
 
 
@@ -234,13 +289,43 @@ def create_client(principal):
     return shown_once("admin/client_created.html", client=client, secret=secret)
 
 
+@bp.get("/clients/<client_id>/revoke")
+@signed_in(*ADMINS)
+def confirm_revoke(client_id, principal):
+    """Ask once more before revoking an API client."""
+    client = service.get_client(principal, principal.organization_id, client_id)
+    if client.revoked_at is not None:
+        return redirect(url_for(".clients"))
+    return confirmation_page(
+        url_for(".revoke_client", client_id=client.client_id),
+        title=_("Revoke %(name)s?", name=client.name),
+        happens=[
+            _(
+                "%(name)s stops working at once: its tokens are refused and it cannot get new "
+                "ones.",
+                name=client.name,
+            ),
+        ],
+        lasting=[
+            _(
+                "A revoked client cannot be restored. To connect that system again, register "
+                "a new client and give it the new secret."
+            ),
+        ],
+        button=_("Yes, revoke the client"),
+        back=url_for(".clients"),
+    )
+
+
 @bp.post("/clients/<client_id>/revoke")
 @signed_in(*ADMINS)
 def revoke_client(client_id, principal):
     check_csrf()
+    if not confirmed():
+        return ask_first()
     client = service.update_client(
         principal, principal.organization_id, client_id, {"revoked": True}
     )
     db.session.commit()
-    flash(_("%(name)s is revoked: its tokens no longer work.", name=client.name), "success")
+    flash(_("%(name)s is revoked: its tokens no longer work.", name=client.name), "notice")
     return redirect(url_for(".clients"))

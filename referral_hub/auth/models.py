@@ -22,6 +22,8 @@ class User(db.Model):
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    # How a partner calls them about a referral they sent or were assigned.
+    phone: Mapped[str | None] = mapped_column(String(60))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = created_column()
@@ -30,6 +32,8 @@ class User(db.Model):
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Sessions signed out one by one since then, refused even if someone kept a copy.
     ended_sessions: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    # The language of the pages they last chose, and of the notifications they receive.
+    language: Mapped[str] = mapped_column(String(5), default="km", server_default="km")
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

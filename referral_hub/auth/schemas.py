@@ -7,11 +7,18 @@ from .models import CLIENT_AUTH_METHODS, GRANT_TYPES, ROLES
 
 Role = fields.String(validate=validate.OneOf(ROLES))
 Province = fields.String(validate=validate.Regexp(r"^\d{2}$", error="A two-digit province code."))
+PHONE_ERROR = "A phone number: digits, spaces and + ( ) - only."
+# A number a partner can dial: digits, an optional leading +, spaces and ( ) - between them.
+Phone = fields.String(
+    allow_none=True,
+    validate=validate.Regexp(r"^\+?[0-9][0-9 ()-]{4,40}[0-9]\Z", error=PHONE_ERROR),
+)
 
 
 class UserCreate(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     name = fields.String(load_default="", validate=validate.Length(max=200))
+    phone = Phone
     roles = fields.List(Role, required=True, validate=validate.Length(min=1))
     provinces = fields.List(Province, load_default=list)
     password = fields.String(
@@ -21,6 +28,7 @@ class UserCreate(Schema):
 
 class UserUpdate(Schema):
     name = fields.String(validate=validate.Length(max=200))
+    phone = Phone
     roles = fields.List(Role, validate=validate.Length(min=1))
     provinces = fields.List(Province)
     active = fields.Boolean()
@@ -31,11 +39,19 @@ class UserView(Schema):
     organization_id = fields.String()
     email = fields.String()
     name = fields.String()
+    phone = fields.String()
     roles = fields.List(fields.String())
     provinces = fields.List(fields.String())
     active = fields.Boolean()
     created_at = fields.DateTime()
     last_login_at = fields.DateTime()
+
+
+class ContactDetails(Schema):
+    """What a person may change about themselves: how partners name and call them."""
+
+    name = fields.String(required=True, validate=validate.Length(max=200))
+    phone = Phone
 
 
 RedirectUri = fields.Url(schemes={"https", "http"}, require_tld=False)

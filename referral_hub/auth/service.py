@@ -92,6 +92,28 @@ def sign_out_everywhere(user_id):
     db.session.flush()
 
 
+def update_contact_details(user_id, name, phone=None):
+    """A person changes how partners name and call them; their email is their sign-in."""
+    user = db.session.get(User, user_id)
+    changed = sorted(
+        field
+        for field, value in (("name", name), ("phone", phone or None))
+        if getattr(user, field) != value
+    )
+    user.name, user.phone = name, phone or None
+    db.session.flush()
+    if changed:
+        audit.record(
+            f"user:{user.id}",
+            user.organization_id,
+            "user.updated",
+            "user",
+            user.id,
+            {"fields": changed},
+        )
+    return user
+
+
 def organization_name(organization_id):
     organization = db.session.get(Organization, organization_id)
     return organization.name if organization else ""
@@ -138,7 +160,9 @@ def _set_roles(user, roles, provinces):
         membership.provinces = sorted(provinces) if membership.role == "focal_point" else []
 
 
-def create_user(principal, organization_id, email, roles, name="", provinces=(), password=None):
+def create_user(
+    principal, organization_id, email, roles, name="", provinces=(), password=None, phone=None
+):
     """Add a user to an organisation; principal None means the command line (trusted)."""
     if principal is not None:
         managed_organization(principal, organization_id)
@@ -149,6 +173,7 @@ def create_user(principal, organization_id, email, roles, name="", provinces=(),
         organization_id=organization_id,
         email=email.strip().lower(),
         name=name,
+        phone=phone or None,
         password_hash=hash_password(password) if password else None,
     )
     _set_roles(user, roles, provinces)
@@ -182,7 +207,8 @@ def list_users(principal, organization_id, page_args):
 
 
 def update_user(principal, organization_id, user_id, changes):
-    """Change name, roles, provinces or active; anything that narrows access voids their tokens."""
+    """Change name, phone, roles, provinces or active; anything that narrows access voids their
+    tokens."""
     user = _user_of(principal, organization_id, user_id)
     if user.id == principal.user_id and changes.get("active") is False:
         raise Conflict("You cannot disable your own account.")
@@ -193,6 +219,8 @@ def update_user(principal, organization_id, user_id, changes):
         _set_roles(user, roles, provinces)
     if "name" in changes:
         user.name = changes["name"]
+    if "phone" in changes:
+        user.phone = changes["phone"] or None
     if "active" in changes:
         user.active = changes["active"]
     if not user.active or {"roles", "provinces"} & changes.keys():
@@ -266,6 +294,11 @@ def _client_of(principal, organization_id, client_id):
     if client is None or client.organization_id != organization_id:
         raise NotFound("No such client.")
     return client
+
+
+def get_client(principal, organization_id, client_id):
+    """One API client of an organisation the principal administers."""
+    return _client_of(principal, organization_id, client_id)
 
 
 def list_clients(principal, organization_id, page_args):

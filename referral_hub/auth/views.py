@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 from authlib.oauth2 import OAuth2Error
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from marshmallow import ValidationError
 
 from ..config import SCOPES
 from ..csrf import check_csrf
@@ -15,6 +16,7 @@ from ..web.forms import form_errors
 from ..web.session import current_user, keep_session, local_path, signed_in, start_session
 from . import service
 from .oauth_api import server
+from .schemas import ContactDetails
 
 bp = page_blueprint("auth_pages", __name__)
 
@@ -63,6 +65,34 @@ def sign_out_everywhere(principal):
     session.clear()
     flash(_("You are signed out on every device and app."), "success")
     return redirect(url_for("auth_pages.login"))
+
+
+def _profile_page(values, errors, status=200):
+    return render_template("profile.html", person=g.user, values=values, errors=errors), status
+
+
+@bp.get("/account")
+@signed_in()
+def profile(principal):
+    """How partners see and call me: the name and phone shown on the referrals I send."""
+    return _profile_page({"name": g.user.name, "phone": g.user.phone or ""}, {})
+
+
+@bp.post("/account")
+@signed_in()
+def update_profile(principal):
+    check_csrf()
+    form = request.form
+    try:
+        fields = {"name": form.get("name", "").strip(), "phone": form.get("phone", "").strip()}
+        details = ContactDetails().load({**fields, "phone": fields["phone"] or None})
+        service.update_contact_details(principal.user_id, **details)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _profile_page(form, form_errors(exc), 422)
+    db.session.commit()
+    flash(_("Your contact details are saved."), "success")
+    return redirect(url_for(".profile"))
 
 
 @bp.get("/account/password")

@@ -21,7 +21,8 @@ from .. import clock
 from ..config import ConfigError
 from ..db_types import UTCDateTime
 from ..extensions import db
-from . import secrets_store, sender
+from ..notifications import service as notifications
+from . import secrets_store, sender, subscribers
 from .models import Delivery, DeliveryAttempt, Subscription
 from .signing import signature_header
 
@@ -286,7 +287,9 @@ def next_try(attempts, retry_after):
 
 
 def _disable(subscription_id, reason):
-    """Disable the subscription and park its waiting deliveries; returns its id."""
+    """Disable the subscription, park its waiting deliveries and tell the organisation's admins;
+    returns its id."""
+    subscribers.changed()
     db.session.execute(
         update(Subscription)
         .where(Subscription.id == subscription_id)
@@ -297,4 +300,7 @@ def _disable(subscription_id, reason):
         .where(DELIVERIES.c.subscription_id == subscription_id, DELIVERIES.c.status == "pending")
         .values(status="failed")  # a replay clears a lease still running
     )
+    subscription = db.session.get(Subscription, subscription_id)
+    if subscription is not None:
+        notifications.subscription_disabled(subscription, reason)
     return subscription_id

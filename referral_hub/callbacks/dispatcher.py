@@ -9,18 +9,17 @@ the receiver recognises the repeat by its webhook-id.
 
 import logging
 import queue
-import select
 import threading
 
 from sqlalchemy.orm import Session
 
 from ..extensions import db
+from ..listening import ChannelListener
 from .attempts import attempt, check_lease, claim, record
 from .outbox import CHANNEL
 
 log = logging.getLogger(__name__)
 CLAIM_SIZE = 20
-STOP_CHECK_SECONDS = 0.5  # how soon the listening thread notices a stop
 
 
 def dispatch_due(limit=CLAIM_SIZE):
@@ -66,6 +65,7 @@ class Dispatcher:
         self.app = app
         self._changed = threading.Condition()
         self._threads = []
+        self._listener = None
         self.also_wake = []  # others woken with it, by this process's commits and by NOTIFY
 
     def wake(self):
@@ -83,14 +83,15 @@ class Dispatcher:
         self._to_send, self._disabled = queue.SimpleQueue(), set()
         self._capacity, self._in_flight = 2 * senders, 0
         self._threads = [threading.Thread(target=self._coordinate, name="callback-dispatcher")]
-        if self._postgresql():
-            self._threads.append(threading.Thread(target=self._listen, name="callback-listener"))
         self._threads += [
             threading.Thread(target=self._send, name=f"callback-sender-{n}") for n in range(senders)
         ]
         for thread in self._threads:
             thread.daemon = True
             thread.start()
+        if self._postgresql():
+            self._listener = ChannelListener(self.app, CHANNEL, self.wake)
+            self._listener.start()
 
     def stop(self):
         with self._changed:
@@ -101,6 +102,9 @@ class Dispatcher:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads = []
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
 
     def _postgresql(self):
         with self.app.app_context():
@@ -111,34 +115,6 @@ class Dispatcher:
             if db.engine.dialect.name == "sqlite":
                 return 1
         return max(self.app.config["CALLBACK_DISPATCHER_THREADS"], 1)
-
-    def _listen(self):
-        """The listening thread: a NOTIFY from any process's commit wakes the dispatcher."""
-        poll = self.app.config["CALLBACK_POLL_SECONDS"]
-        while not self._stopping:
-            try:
-                with self.app.app_context():
-                    pooled = db.engine.raw_connection()
-                connection = pooled.driver_connection
-                pooled.detach()  # LISTEN stays with this connection, not the pool
-                try:
-                    self._wait_for_notifies(connection)
-                finally:
-                    connection.close()
-            except Exception:
-                log.exception("listening for callbacks failed; polling meanwhile")
-                with self._changed:
-                    self._changed.wait_for(lambda: self._stopping, poll)
-
-    def _wait_for_notifies(self, connection):
-        connection.autocommit = True
-        connection.cursor().execute(f"LISTEN {CHANNEL}")
-        while not self._stopping:
-            if select.select([connection], [], [], STOP_CHECK_SECONDS)[0]:
-                connection.poll()
-                if connection.notifies:
-                    connection.notifies.clear()
-                    self.wake()
 
     def _send(self):
         """A sending thread: attempts what was claimed and hands the answers back."""

@@ -1,13 +1,11 @@
 """Turn referral events into deliveries, in the same transaction as the change."""
 
-import uuid
+from flask import current_app
+from sqlalchemy import String, insert, literal, select, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 
-from flask import current_app, has_app_context
-from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import text
-from sqlalchemy.orm import Session
-
-from .. import clock
+from .. import clock, commit_hooks
 from ..extensions import db
 from .models import Delivery, Subscription
 
@@ -28,6 +26,7 @@ def payload(event, referral):
         "timestamp": event.at.isoformat().replace("+00:00", "Z"),
         "data": {
             "referral_id": referral.id,
+            "reference": referral.reference,
             "status": event.to_status,
             "previous_status": event.from_status,
             "version": event.version,
@@ -36,8 +35,31 @@ def payload(event, referral):
     }
 
 
+class new_message_id(FunctionElement):
+    """A fresh delivery id made by the database, `msg_` and 32 random hex digits (the form
+    uuid4().hex has), for deliveries inserted by INSERT ... SELECT."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(new_message_id, "postgresql")
+def _new_message_id_postgresql(_element, _compiler, **_kwargs):
+    return "'msg_' || replace(gen_random_uuid()::text, '-', '')"
+
+
+@compiles(new_message_id, "sqlite")
+def _new_message_id_sqlite(_element, _compiler, **_kwargs):
+    return "'msg_' || lower(hex(randomblob(16)))"
+
+
 def enqueue(event, referral):
-    """One delivery per active or paused subscription of each party that hears of the event."""
+    """One delivery per active or paused subscription of each party that hears of the event.
+
+    Which subscriptions want it comes from this process's copy (subscribers.py), not from a
+    query; the deliveries are written by one INSERT ... SELECT that takes only those still
+    there and not disabled, so a copy a moment stale never writes a delivery for a subscription
+    just deleted or disabled. When nobody subscribes, nothing is sent to the database."""
     parties = AUDIENCE.get(event.type)
     if not parties:
         return 0
@@ -46,27 +68,26 @@ def enqueue(event, referral):
         "receiver": referral.receiver_organization_id,
     }
     wanted = sorted({organizations[p] for p in parties})
-    subscriptions = db.session.scalars(
-        db.select(Subscription).where(
-            Subscription.organization_id.in_(wanted), Subscription.status != "disabled"
-        )
-    ).all()
-    body = payload(event, referral)
-    count = 0
-    for subscription in subscriptions:
-        if event.type in subscription.event_types:
-            db.session.add(
-                Delivery(
-                    id=f"msg_{uuid.uuid4().hex}",
-                    subscription_id=subscription.id,
-                    referral_id=referral.id,
-                    event_id=event.id,
-                    event_type=event.type,
-                    payload=body,
-                    next_attempt_at=clock.now(),
-                )
-            )
-            count += 1
+    subscription_ids = current_app.extensions["hub_subscribers"].of(wanted, event.type)
+    if not subscription_ids:
+        return 0
+    columns = Delivery.__table__.c
+    fixed = {
+        columns.referral_id: referral.id,
+        columns.event_id: event.id,
+        columns.event_type: event.type,
+        columns.payload: payload(event, referral),
+        columns.status: "pending",
+        columns.attempts: 0,
+        columns.next_attempt_at: clock.now(),
+    }
+    rows = select(
+        new_message_id(),
+        Subscription.id,
+        *(literal(value, column.type) for column, value in fixed.items()),
+    ).where(Subscription.id.in_(subscription_ids), Subscription.status != "disabled")
+    target = [columns.id, columns.subscription_id, *fixed]
+    count = db.session.execute(insert(Delivery).from_select(target, rows)).rowcount
     if count:
         announce()
     return count
@@ -75,24 +96,14 @@ def enqueue(event, referral):
 def announce():
     """Wake the dispatchers once this transaction commits: this process's right after the
     commit, other processes' (`referral-hub worker`) by a NOTIFY that PostgreSQL delivers when,
-    and only if, it commits. Sent now, not at the commit: the commit's last steps hold the
-    audit chain's lock, and a round trip there would hold up every other change."""
-    if db.session.info.get("callbacks_enqueued"):
+    and only if, it commits; once per transaction, however many deliveries it enqueues."""
+    if commit_hooks.mark("callbacks_enqueued"):
         return
-    db.session.info["callbacks_enqueued"] = True
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
-@sqlalchemy_event.listens_for(Session, "after_commit")
-def _wake_dispatcher(session):
-    """Delivery starts right after the commit that enqueued it, not at the next poll."""
-    if session.info.pop("callbacks_enqueued", False) and has_app_context():
-        dispatcher = current_app.extensions.get("hub_dispatcher")
-        if dispatcher is not None:
-            dispatcher.wake()
-
-
-@sqlalchemy_event.listens_for(Session, "after_rollback")
-def _forget(session):
-    session.info.pop("callbacks_enqueued", None)
+# Delivery starts right after the commit that enqueued it, not at the next poll.
+commit_hooks.after_commit(
+    "callbacks_enqueued", lambda extensions: extensions["hub_dispatcher"].wake()
+)

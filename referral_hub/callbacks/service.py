@@ -11,7 +11,7 @@ from ..db_types import new_id
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..pagination import paginate
-from . import outbox, secrets_store, targets
+from . import outbox, secrets_store, subscribers, targets
 from .models import Delivery, Subscription
 from .signing import new_secret
 
@@ -79,6 +79,7 @@ def create_subscription(principal, url, event_types, oauth=None):
         subscription.oauth_scope = oauth.get("scope")
     db.session.add(subscription)
     db.session.flush()
+    subscribers.changed()
     _audit(principal, "subscription.created", subscription)
     return subscription, secret
 
@@ -101,6 +102,7 @@ def get_subscription(principal, subscription_id):
 def delete_subscription(principal, subscription_id):
     subscription = _subscription(principal, subscription_id)
     _audit(principal, "subscription.deleted", subscription)
+    subscribers.changed()
     db.session.delete(subscription)
     db.session.flush()
 
@@ -112,6 +114,7 @@ def set_paused(principal, subscription_id, paused):
         raise Conflict("A disabled subscription cannot be paused; resume it first.")
     subscription.status = "paused" if paused else "active"
     subscription.disabled_reason = None
+    subscribers.changed()
     if not paused:
         subscription.failing_since = None
         outbox.announce()  # what waited goes out after the commit

@@ -8,6 +8,7 @@ from werkzeug.datastructures import MultiDict
 from ..csrf import check_csrf
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
+from ..web.confirm import ask_first, confirmation_page, confirmed
 from ..web.error_pages import page_blueprint
 from ..web.forms import form_errors
 from ..web.localize import area_name, category_options, language_name, province_options
@@ -27,9 +28,20 @@ bp = page_blueprint("curation_pages", __name__, url_prefix="/curation")
 COORDINATOR = "coordinator"
 LANGUAGES = ("km", "en", "fr", "vi", "th", "zh")
 HISTORY_SHOWN = 30
-ORGANIZATION_FIELDS = ("name", "alternate_name", "description", "email", "website", "province")
+RETIRED = "defunct"  # a service's status once it no longer exists: asks once more
+ORGANIZATION_FIELDS = (
+    "name",
+    "alternate_name",
+    "description",
+    "name_km",
+    "description_km",
+    "email",
+    "website",
+    "province",
+)
+KHMER_TEXTS = ("name_km", "description_km")  # empty means "not written yet": None
 SERVICE_TEXTS = ("name", "description")
-SERVICE_OPTIONAL = ("email", "url", "minimum_age", "maximum_age", "eligibility_sex")
+SERVICE_OPTIONAL = ("email", "url", "minimum_age", "maximum_age", "eligibility_sex", *KHMER_TEXTS)
 # The phones are one text field; the organisation is the page itself, not a field on it.
 RENAMED = {"phones": "phone", "organization_id": "_form"}
 
@@ -83,6 +95,7 @@ def create_organization(principal):
     check_csrf()
     form = request.form
     fields = {"name": form.get("name", ""), "description": form.get("description", "")}
+    fields |= {name: form.get(name, "").strip() or None for name in KHMER_TEXTS}
     if form.get("province"):
         fields["province"] = form["province"]
     try:
@@ -113,7 +126,8 @@ def _organization_page(organization, values, errors, status=200):
 
 def _organization_values(organization):
     values = {field: getattr(organization, field) or "" for field in ORGANIZATION_FIELDS}
-    return {**values, "status": organization.status}
+    phone = ", ".join(phone.number for phone in organization.phones)
+    return {**values, "phone": phone, "status": organization.status}
 
 
 @bp.get("/organizations/<uuid:organization_id>")
@@ -132,6 +146,8 @@ def update_organization(organization_id, principal):
     fields["name"] = form.get("name", "")
     fields["description"] = form.get("description", "")
     fields["status"] = form.get("status", "")
+    current = _organization_values(service.get_organization(str(organization_id)))
+    fields |= _phone_changes(form, current)
     try:
         changes = OrganizationUpdate().load(fields)
         found = service.update_organization(principal, str(organization_id), changes)
@@ -181,6 +197,12 @@ def _service_page(organization, found, values, errors, status=200):
         service=found,
         changes=changes,
         statuses=service_status_labels(),
+        # Retiring goes through its own button, which asks once more, not through the form.
+        editable_statuses=[
+            (code, label)
+            for code, label in service_status_labels().items()
+            if code != RETIRED or (found is not None and found.status == RETIRED)
+        ],
         sexes=SEXES,
         categories=category_options(),
         areas=_area_options(),
@@ -197,6 +219,8 @@ def _service_values(found):
         {
             "name": found.name,
             "description": found.description or "",
+            "name_km": found.name_km or "",
+            "description_km": found.description_km or "",
             "email": found.email or "",
             "url": found.url or "",
             "minimum_age": "" if found.minimum_age is None else found.minimum_age,
@@ -225,11 +249,17 @@ def _service_fields(form, current=None):
     for name in ("categories", "areas", "languages"):
         fields[name] = form.getlist(name)
     fields["status"] = form.get("status", "active")
+    return fields | _phone_changes(form, current)
+
+
+def _phone_changes(form, current):
+    """The phones typed as one text field, as the API's phones; nothing when the text is as
+    it was (so their types and descriptions stay)."""
     phone_text = form.get("phone", "").strip()
-    if current is None or phone_text != current.get("phone", ""):
-        numbers = [part.strip() for part in phone_text.split(",") if part.strip()]
-        fields["phones"] = [{"number": number} for number in numbers]
-    return fields
+    if current is not None and phone_text == current.get("phone", ""):
+        return {}
+    numbers = [part.strip() for part in phone_text.split(",") if part.strip()]
+    return {"phones": [{"number": number} for number in numbers]}
 
 
 @bp.get("/organizations/<uuid:organization_id>/services/new")
@@ -278,6 +308,8 @@ def update_service(service_id, principal):
     found = service.get_service(str(service_id))
     current = _service_values(found)
     try:
+        if form.get("status") == RETIRED and found.status != RETIRED:
+            raise ValidationError({"status": [_("Retire a service with its own button.")]})
         changes = ServiceFields().load(_service_fields(form, current))
         accepting = CapacityUpdate().load({"accepting_referrals": form.get("accepting") == "yes"})
         found = service.update_service(principal, found.id, changes)
@@ -298,11 +330,43 @@ def verify_service(service_id, principal):
     return _done(_("%(name)s is marked as verified today.", name=found.name), found)
 
 
+@bp.get("/services/<uuid:service_id>/status")
+@signed_in(COORDINATOR)
+def confirm_retirement(service_id, principal):
+    """Ask once more before retiring a service; suspending or reopening need no second look."""
+    found = service.get_service(str(service_id))
+    if request.args.get("status") != RETIRED or found.status == RETIRED:
+        return redirect(url_for(".service_page", service_id=found.id))
+    return confirmation_page(
+        url_for(".set_service_status", service_id=found.id),
+        title=_("Retire %(name)s?", name=found.name),
+        happens=[
+            _(
+                "%(name)s is marked as no longer existing: caseworkers no longer find it and "
+                "cannot refer to it.",
+                name=found.name,
+            ),
+            _("Referrals already sent to it stay as they are."),
+        ],
+        lasting=[
+            _(
+                "The retirement is recorded in the directory's history for good, and partner "
+                "networks are told. You can reopen the service later."
+            ),
+        ],
+        button=_("Yes, retire the service"),
+        back=url_for(".service_page", service_id=found.id),
+        fields={"status": RETIRED},
+    )
+
+
 @bp.post("/services/<uuid:service_id>/status")
 @signed_in(COORDINATOR)
 def set_service_status(service_id, principal):
     """Suspend (inactive, temporarily closed), retire (defunct) or reopen a service."""
     check_csrf()
+    if request.form.get("status") == RETIRED and not confirmed():
+        return ask_first()
     changes = ServiceFields(only=("status",)).load({"status": request.form.get("status", "")})
     found = service.update_service(principal, str(service_id), changes)
     label = service_status_labels()[found.status]

@@ -43,6 +43,9 @@ class Organization(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     alternate_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # In Khmer, for the Khmer pages; until written, they show the English marked as English.
+    name_km: Mapped[str | None] = mapped_column(String(200))
+    description_km: Mapped[str | None] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(String(254))
     website: Mapped[str | None] = mapped_column(String(500))
     province: Mapped[str | None] = mapped_column(String(2))
@@ -52,6 +55,10 @@ class Organization(db.Model):
     last_verified_by: Mapped[str | None] = mapped_column(String(120))
     # A peer hub's: mirrored from its directory (or, status "peer", the peer's stand-in).
     peer_id: Mapped[str | None] = mapped_column(ForeignKey("peers.id"), index=True)
+    # What its referrals' references start with (MT-26-0042), and their counter this year.
+    short_code: Mapped[str | None] = mapped_column(String(8), unique=True)
+    reference_year: Mapped[int | None] = mapped_column(Integer)
+    reference_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at = created_column()
     updated_at = updated_column()
 
@@ -76,6 +83,9 @@ class Service(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     alternate_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # In Khmer, for the Khmer pages; until written, they show the English marked as English.
+    name_km: Mapped[str | None] = mapped_column(String(200))
+    description_km: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(String(500))
     email: Mapped[str | None] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(20), default="active")

@@ -18,6 +18,8 @@ ShortText = fields.String(validate=validate.Length(max=200), allow_none=True)
 Email = fields.Email(validate=validate.Length(max=254), allow_none=True)
 Url = fields.Url(validate=validate.Length(max=500), allow_none=True)
 Age = fields.Integer(validate=validate.Range(min=0, max=120), allow_none=True)
+KhmerName = fields.String(validate=validate.Length(max=200), allow_none=True)
+KhmerText = fields.String(validate=validate.Length(max=5000), allow_none=True)
 
 
 class OrganizationCreate(Schema):
@@ -26,6 +28,8 @@ class OrganizationCreate(Schema):
         validate=[validate.Length(max=200), validate.Regexp(r"^\s*\S", error="The name is empty.")],
     )
     description = fields.String(load_default="", validate=validate.Length(max=5000))
+    name_km = KhmerName
+    description_km = KhmerText
     province = fields.String(load_default=None, validate=validate.Regexp(PROVINCE_CODE))
 
 
@@ -33,8 +37,11 @@ class OrganizationUpdate(Schema):
     name = Name
     alternate_name = ShortText
     description = fields.String(validate=validate.Length(max=5000))
+    name_km = KhmerName
+    description_km = KhmerText
     email = Email
     website = Url
+    phones = fields.List(fields.Nested(lambda: PhoneInput()))
     province = fields.String(validate=validate.Regexp(PROVINCE_CODE), allow_none=True)
     status = fields.String(validate=validate.OneOf(ORGANIZATION_STATUSES))
 
@@ -44,8 +51,11 @@ class OrganizationView(Schema):
     name = fields.String()
     alternate_name = fields.String()
     description = fields.String()
+    name_km = fields.String()
+    description_km = fields.String()
     email = fields.String()
     website = fields.String()
+    phones = fields.List(fields.Nested(lambda: PhoneView()))
     province = fields.String()
     status = fields.String()
     last_verified_at = fields.DateTime()
@@ -62,6 +72,12 @@ class PhoneInput(Schema):
     description = fields.String(
         load_default=None, validate=validate.Length(max=500), allow_none=True
     )
+
+
+class PhoneView(Schema):
+    number = fields.String()
+    type = fields.String()
+    description = fields.String()
 
 
 DAYS = r"(MO|TU|WE|TH|FR|SA|SU)"
@@ -93,6 +109,8 @@ class ServiceFields(Schema):
     name = Name
     alternate_name = ShortText
     description = fields.String(validate=validate.Length(max=5000))
+    name_km = KhmerName
+    description_km = KhmerText
     url = Url
     email = Email
     application_process = Text

@@ -79,9 +79,8 @@ class Distance:
         return None if value == NO_DISTANCE else round(math.sqrt(value) * KM_PER_DEGREE, 1)
 
 
-def search_services(filters, page_args, show_confidential=False):
-    """Services matching every given filter, a page at a time, in a stable order, as documents
-    (see documents.py) with why each matched."""
+def _matching(filters):
+    """The query of the services matching every given filter (all but distance)."""
     query = SERVICES.where(Organization.status == "active")
     query = query.where(Service.status.in_(filters.get("status") or ["active"]))
     if filters.get("category"):
@@ -112,12 +111,28 @@ def search_services(filters, page_args, show_confidential=False):
         query = query.where(Service.peer_id.is_(None) if hub == "local" else Service.peer_id == hub)
     if filters.get("q"):
         query = query.where(_text_condition(filters["q"]))
+    if filters.get("exclude_organization_id"):  # the pages leave out the reader's own
+        query = query.where(Service.organization_id != filters["exclude_organization_id"])
+    return query
+
+
+def count_services(filters):
+    """How many services match the filters: what a page of results says first."""
+    query = _matching(filters).with_only_columns(Service.id).order_by(None)
+    return db.session.scalar(select(func.count()).select_from(query.subquery()))
+
+
+def search_services(filters, page_args, show_confidential=False):
+    """Services matching every given filter, a page at a time, in a stable order, as documents
+    (see documents.py) with why each matched."""
+    query = _matching(filters)
+    area = filters.get("district") or filters.get("province")
     near = filters.get("near")
     if near:
         distance = Distance(*near)
         rows, cursor = _nearest_first(query, distance, page_args)
     else:
-        rows, cursor = paginate(query, Service.name, Service.id, page_args, rows=True)
+        rows, cursor = paginate(query, Service.name, Service.id, page_args, plain_rows=True)
         distance = None
     documents = service_documents(rows, show_confidential)
     hits = [_hit(doc, filters, area) for doc in documents]
@@ -141,7 +156,7 @@ def _nearest_first(query, distance, page_args):
             page_args,
             sort_value=distance.of,
             ordering=ordering,
-            rows=True,
+            plain_rows=True,
         )
         if cursor or radius is None:
             return rows, cursor

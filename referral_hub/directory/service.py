@@ -9,6 +9,7 @@ from ..auth.principal import actor
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..messages import N_
+from ..notifications import service as notifications
 from ..pagination import paginate
 from ..persistence import flush_or_conflict
 from . import reference
@@ -34,6 +35,8 @@ OWNER_FIELDS = {
     "name",
     "alternate_name",
     "description",
+    "name_km",
+    "description_km",
     "url",
     "email",
     "application_process",
@@ -51,8 +54,15 @@ CURATED_FIELDS = OWNER_FIELDS | {
     "status",
 }
 CAPACITY_FIELDS = {"capacity_status", "places_free", "accepting_referrals"}
-ORGANIZATION_OWNER_FIELDS = {"description", "alternate_name", "email", "website"}
-ORGANIZATION_CURATED_FIELDS = ORGANIZATION_OWNER_FIELDS | {"name", "province", "status"}
+ORGANIZATION_OWNER_FIELDS = {
+    "description",
+    "description_km",
+    "alternate_name",
+    "email",
+    "website",
+    "phones",
+}
+ORGANIZATION_CURATED_FIELDS = ORGANIZATION_OWNER_FIELDS | {"name", "name_km", "province", "status"}
 
 
 def _is_coordinator(principal):
@@ -153,12 +163,30 @@ def update_organization(principal, organization_id, changes):
     if changes.get("province") is not None and not reference.is_province(changes["province"]):
         raise _field_error("province", f"Unknown province code {changes['province']!r}.")
     diff = _apply(organization, changes)
+    if "phones" in changes:
+        diff.update(_set_organization_phones(organization, changes["phones"]))
     flush_or_conflict("An organisation with this name exists already.", "name")
     if "name" in diff:  # its services are found by their organisation's name too
         for offered in organization.services:
             refresh_search_text(offered)
     _record(organization, "organization", "update", diff, principal)
     return organization
+
+
+def _set_organization_phones(organization, phones):
+    """Replace the organisation's own numbers (not its services'); {"phones": (old, new)} if
+    they changed."""
+    old = [phone.number for phone in organization.phones]
+    new = [phone["number"] for phone in phones]
+    if old == new:
+        return {}
+    db.session.execute(
+        db.delete(Phone).where(Phone.organization_id == organization.id, Phone.service_id.is_(None))
+    )
+    db.session.add_all(Phone(organization_id=organization.id, **phone) for phone in phones)
+    db.session.flush()
+    db.session.expire(organization, ["phones"])
+    return {"phones": (old, new)}
 
 
 def verify_organization(principal, organization_id):
@@ -260,8 +288,10 @@ def refresh_search_text(service):
     )
     parts = [
         service.name,
+        service.name_km or "",
         service.alternate_name or "",
         service.description or "",
+        service.description_km or "",
         service.eligibility_description or "",
         service.organization.name,
         reference.category_names(service.category_codes),
@@ -410,7 +440,8 @@ def history(resource_type, resource_id, page_args):
 
 
 def remind_unverified(max_age_days):
-    """Open one reminder for each active service not verified for max_age_days."""
+    """Open one reminder for each active service not verified for max_age_days, and tell the
+    organisation's admins."""
     cutoff = clock.now() - timedelta(days=max_age_days)
     open_reminder = db.select(VerificationReminder.service_id).where(
         VerificationReminder.resolved_at.is_(None)
@@ -427,6 +458,7 @@ def remind_unverified(max_age_days):
         db.session.add(
             VerificationReminder(service_id=service.id, last_verified_at=service.last_verified_at)
         )
+        notifications.service_unverified(service)
     db.session.flush()
     return len(stale)
 

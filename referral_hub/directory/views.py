@@ -24,8 +24,9 @@ def _search_args(form):
     """The filters as the API takes them (categories as one comma-separated value)."""
     args = {k: form.get(k) for k in FILTERS if k != "category" and form.get(k)}
     args["limit"] = PAGE_SIZE
-    if form.getlist("category"):
-        args["category"] = ",".join(form.getlist("category"))
+    categories = [code for code in form.getlist("category") if code]  # "Any category" is ""
+    if categories:
+        args["category"] = ",".join(categories)
     if form.get("cursor"):
         args["cursor"] = form["cursor"]
     return args
@@ -46,15 +47,45 @@ def _hubs():
     return [("local", _("This network only")), *peers] if peers else []
 
 
+def filter_messages():
+    """What a filter's refusal says on the page: plain words in the reader's language, never
+    the validator's own text ("String does not match expected pattern.")."""
+    choose = _("Choose one from the list.")
+    return {
+        "category": choose,
+        "province": choose,
+        "district": choose,
+        "sex": choose,
+        "language": choose,
+        "accepting": choose,
+        "hub": choose,
+        "age": _("Type an age in years, from 0 to 120."),
+        "q": _("Type at most 200 characters."),
+        "cursor": _("This list has changed; search again."),
+    }
+
+
+def _filter_errors(exc):
+    messages = filter_messages()
+    return {
+        field: [messages.get(field, _("Check this filter."))] for field in forms.form_errors(exc)
+    }
+
+
 @bp.get("/find")
 @signed_in()
 def find(principal):
-    hits, more_url, errors = [], None, {}
-    searched = any(request.args.get(k) for k in FILTERS)
+    """The filters, and once the form was sent (even empty: then every service), the results,
+    the reader's own organisation's left out unless they ask for them."""
+    hits, more_url, errors, total = [], None, {}, 0
+    searched = bool(request.args)
     if searched:
         try:
             args = SearchArgs().load(_search_args(request.args))
             page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
+            if request.args.get("include_mine") != "yes":
+                args["exclude_organization_id"] = principal.organization_id
+            total = search.count_services(args)
             hits, next_cursor = search.search_services(
                 args, page_args, service.sees_confidential_addresses(principal)
             )
@@ -62,12 +93,13 @@ def find(principal):
                 ".find", **{**request.args.to_dict(flat=False), "cursor": next_cursor}
             )
         except ValidationError as exc:
-            errors = forms.form_errors(exc)
+            errors = _filter_errors(exc)
     return render_template(
         "directory/find.html",
         values=request.args,
         errors=errors,
         hits=hits,
+        total=total,
         searched=searched,
         more_url=more_url,
         **localize.area_and_category_choices(),

@@ -7,6 +7,7 @@ process with job ids named after their functions, so two hubs in one process wou
 other's jobs; separate processes need no change to the jobs and keep each hub's state (keys,
 caches, sessions) its own. This process peers them once both answer, then waits."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from flask import Flask
 
 from .. import create_app
 from ..demo import DEMO_PASSWORD, NETWORKS, token_command
+from ..demo_checks import DatabaseLock, delete_database, sqlite_path
 from ..errors import NotFound
 from ..extensions import db
 from . import peering, sync
@@ -70,7 +72,7 @@ def _connect(inviting, adding):
             raise DemoFailed(
                 f"{inviting.network.name} invited {adding.network.name} in an earlier run that "
                 "stopped before the peering was complete, and the invitation's secret is gone: "
-                f"delete {inviting.database} and {adding.database}, then run the demo again."
+                "start afresh with `referral-hub demo --federation --reset`."
             )
         invitation = peering.invite(ACTOR, adding.network.name)
         db.session.commit()
@@ -157,10 +159,26 @@ def _walk(phnom_penh, siem_reap):
     )
 
 
-def run(host, ports, emit):
-    """Start both hubs, peer them unless they are already, print how to use them, and serve
-    until this process is stopped (SIGTERM or Ctrl-C stops both hubs)."""
+def reset(host, ports):
+    """Delete both networks' SQLite files, unless a demo is using them: the next start loads
+    fresh demo data and peers the hubs again."""
+    databases = [
+        sqlite_path(settings(each, host, port)["SQLALCHEMY_DATABASE_URI"])
+        for each, port in zip(NETWORKS, ports, strict=True)
+    ]
+    with contextlib.ExitStack() as locks:
+        for database in databases:  # both, or neither
+            locks.enter_context(DatabaseLock(database))
+        for database in databases:
+            delete_database(database)
+
+
+def run(host, ports, emit, fresh=False):
+    """Start both hubs (`fresh`: from new databases), peer them unless they are already, print
+    how to use them, and serve until this process is stopped (SIGTERM or Ctrl-C stops both)."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if fresh:
+        reset(host, ports)
     hubs = [DemoHub(n, host, port) for n, port in zip(NETWORKS, ports, strict=True)]
     try:
         for hub in hubs:  # after create_app: the development secret is written once, here

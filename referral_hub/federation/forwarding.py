@@ -4,7 +4,6 @@ Idempotency-Key and state checks make a repeat harmless. Then the peer's receive
 there, and its status callbacks bring the answer back onto the sender's copy here."""
 
 import logging
-import threading
 from datetime import timedelta
 
 from flask import current_app
@@ -14,6 +13,7 @@ from sqlalchemy.orm import aliased
 from .. import clock, crypto
 from ..audit import service as audit
 from ..auth.models import User
+from ..background import WokenLoop
 from ..callbacks.attempts import next_try
 from ..directory.models import Organization
 from ..extensions import db
@@ -252,12 +252,14 @@ def refresh(api, referral, peer):
     steps, _ = api.call("GET", f"/api/v1/referrals/{referral.remote_referral_id}/events")
     current, _ = api.call("GET", f"/api/v1/referrals/{referral.remote_referral_id}")
     new = steps["items"][referral.remote_events_seen :]
+    mirrored = False
     for step in new:
         status = step.get("to_status")
         if step.get("type") != "referral.status_changed" or status == referral.status:
             continue
         if status == "withdrawn":
             continue  # this hub's sender withdrew it; the peer only confirms
+        mirrored = True
         referrals.record_peer_change(
             referral,
             status,
@@ -266,50 +268,38 @@ def refresh(api, referral, peer):
             outcome=step.get("outcome"),
             suggested_service_id=current.get("suggested_service_id"),
         )
-    referral.remote_events_seen += len(new)
-    referrals.save()  # another process mirroring the same steps meanwhile wins: 412
+    if mirrored:
+        referral.remote_events_seen += len(new)
+        referrals.save()  # another process mirroring the same steps meanwhile wins: 412
+    elif new:
+        _count_seen(referral, len(new))
 
 
-class Forwarder:
+def _count_seen(referral, count):
+    """Count the peer's steps that change nothing here without making a new version: the
+    version is what a caseworker's next change names, and bookkeeping must not make it stale.
+    Another process counting the same steps meanwhile wins, as with save(): 412."""
+    counted = db.session.execute(
+        update(Referral)
+        .where(
+            Referral.id == referral.id,
+            Referral.remote_events_seen == referral.remote_events_seen,
+        )
+        .values(remote_events_seen=referral.remote_events_seen + count)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not counted:
+        db.session.rollback()
+        raise referrals.PreconditionFailed("Another process counted the peer's steps first.")
+
+
+def forwarder(app):
     """A background thread that forwards right after a commit enqueues, and polls otherwise
     (for retries, and for forwards enqueued by other processes)."""
-
-    def __init__(self, app):
-        self.app = app
-        self._changed = threading.Condition()
-        self._thread = None
-        self._woken = self._stopping = False
-
-    def wake(self):
-        with self._changed:
-            self._woken = True
-            self._changed.notify_all()
-
-    def start(self):
-        if self._thread is None:
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
-            self._thread.start()
-
-    def stop(self):
-        with self._changed:
-            self._stopping = True
-            self._changed.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _run(self):
-        poll = self.app.config["CALLBACK_POLL_SECONDS"]
-        while not self._stopping:
-            with self._changed:
-                self._changed.wait_for(lambda: self._woken or self._stopping, poll)
-                self._woken = False
-            with self.app.app_context():
-                try:
-                    while not self._stopping and forward_due():
-                        pass
-                except Exception:
-                    log.exception("forwarding pass failed; its leases will expire")
-                finally:
-                    db.session.remove()
+    return WokenLoop(
+        app,
+        "forwarder",
+        forward_due,
+        app.config["CALLBACK_POLL_SECONDS"],
+        "forwarding pass failed; its leases will expire",
+    )

@@ -228,6 +228,8 @@ def _derived(plan, service, own):
     """The search text and the map point, by the rules the directory uses for its own."""
     places = {place["id"]: place for place in plan["locations"]}
     shown = SimpleNamespace(
+        name_km=None,  # HSDS carries no Khmer: a peer's entries are searched in English
+        description_km=None,
         **own,
         organization=SimpleNamespace(name=plan["name"]),
         category_codes=service["values"]["categories"],

@@ -1,4 +1,4 @@
-"""Referral API: send, read, move along the state machine, withdraw consent."""
+"""Referral API: send, read, move along the state machine, assign, withdraw consent."""
 
 import re
 
@@ -10,12 +10,19 @@ from ..extensions import db
 from ..request_handling import json_body
 from . import service
 from .presentation import present, present_event
-from .schemas import ConsentWithdrawal, ListArgs, ReferralCreate, StatusChange
+from .schemas import Assignment, ConsentWithdrawal, ListArgs, ReferralCreate, StatusChange
 
 bp = Blueprint("referrals_api", __name__, url_prefix="/api/v1/referrals")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 VERSION_TAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
-LIST_ARGS = ListArgs()  # made once: making it cost more than parsing a list's query
+# Made once: a schema's first use builds its nested schemas and copies its fields.
+REFERRAL_CREATE, STATUS_CHANGE, CONSENT_WITHDRAWAL, ASSIGNMENT, LIST_ARGS = (
+    ReferralCreate(),
+    StatusChange(),
+    ConsentWithdrawal(),
+    Assignment(),
+    ListArgs(),
+)
 
 
 def _idempotency_key():
@@ -41,9 +48,10 @@ def _expected_version():
 def _referral_response(principal, referral_id, status=200, audit_read=True):
     """The referral as the principal may see it: never cached, tagged with its version.
 
-    After a change it is built in the change's transaction, committed once, and nothing is
-    read again after the commit; the change's own audit entry names the categories the answer
-    shows, so no second entry is written for it."""
+    After a change it is built in the change's transaction from the changed referral (the
+    caller holds it, so the session, which keeps unchanged objects only weakly, still has it),
+    committed once, and nothing is read again after the commit; the change's own audit entry
+    names the categories the answer shows, so no second entry is written for it."""
     referral, _standing, personal, extras = service.read_referral(
         principal, referral_id, audit_read
     )
@@ -60,10 +68,11 @@ def _referral_response(principal, referral_id, status=200, audit_read=True):
 @protected("referrals:write")
 def create_referral(principal):
     key = _idempotency_key()
-    data = json_body(ReferralCreate())
+    data = json_body(REFERRAL_CREATE)
     referral, created = service.create_referral(principal, data, key)
-    response = _referral_response(principal, referral.id, 201 if created else 200, False)
-    response.headers["Location"] = url_for(".get_referral", referral_id=referral.id)
+    referral_id = referral.id  # read before the commit expires it
+    response = _referral_response(principal, referral_id, 201 if created else 200, False)
+    response.headers["Location"] = url_for(".get_referral", referral_id=referral_id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -95,14 +104,22 @@ def referral_events(referral_id, principal):
 @protected("referrals:write")
 def change_status(referral_id, principal):
     expected = _expected_version()
-    change = json_body(StatusChange())
-    service.change_status(principal, str(referral_id), expected, **change)
-    return _referral_response(principal, str(referral_id), audit_read=False)
+    change = json_body(STATUS_CHANGE)
+    changed = service.change_status(principal, str(referral_id), expected, **change)
+    return _referral_response(principal, changed.id, audit_read=False)
 
 
 @bp.post("/<uuid:referral_id>/consent/withdraw")
 @protected("referrals:write")
 def withdraw_consent(referral_id, principal):
-    body = json_body(ConsentWithdrawal()) if request.content_length else {"erase": False}
-    service.withdraw_consent(principal, str(referral_id), **body)
-    return _referral_response(principal, str(referral_id), audit_read=False)
+    body = json_body(CONSENT_WITHDRAWAL) if request.content_length else {"erase": False}
+    withdrawn = service.withdraw_consent(principal, str(referral_id), **body)
+    return _referral_response(principal, withdrawn.id, audit_read=False)
+
+
+@bp.post("/<uuid:referral_id>/assignment")
+@protected("referrals:write")
+def assign(referral_id, principal):
+    body = json_body(ASSIGNMENT)
+    assigned = service.assign(principal, str(referral_id), body["user_id"])
+    return _referral_response(principal, assigned.id, audit_read=False)

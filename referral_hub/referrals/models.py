@@ -55,6 +55,8 @@ class Referral(db.Model):
     )
 
     id: Mapped[str] = id_column()
+    # What people quote on the phone: the sender's short code, the year, a count (MT-26-0042).
+    reference: Mapped[str | None] = mapped_column(String(20), unique=True)
     version: Mapped[int] = mapped_column(Integer)
     # SQLAlchemy adds "AND version = <loaded>" to every UPDATE: of two concurrent changes, one wins.
     __mapper_args__ = {"version_id_col": version}
@@ -65,6 +67,8 @@ class Referral(db.Model):
     sender_organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     receiver_organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     created_by: Mapped[str] = mapped_column(String(120))
+    # The receiving organisation's caseworker who holds it, once assigned.
+    assigned_to_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
 
     # Non-identifying facts: every party entitled to the referral may see them.
     subject_sex: Mapped[str | None] = mapped_column(String(10))
@@ -156,3 +160,25 @@ class Escalation(db.Model):
     reason: Mapped[str] = mapped_column(String(30), default="overdue")
     created_at = created_column()
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReferralDraft(db.Model):
+    """A referral form saved before sending, to resume later. Only its author reads it; every
+    part is encrypted like a referral's personal data (see drafts.py)."""
+
+    __tablename__ = "referral_drafts"
+    __table_args__ = (Index("ix_referral_drafts_author", "user_id", "created_at"),)
+
+    id: Mapped[str] = id_column()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(10))
+    # One AES-GCM envelope per part: the facts, the consent, then each personal category.
+    facts_data: Mapped[str | None] = mapped_column(Text)
+    consent_data: Mapped[str | None] = mapped_column(Text)
+    identity_data: Mapped[str | None] = mapped_column(Text)
+    contact_data: Mapped[str | None] = mapped_column(Text)
+    health_data: Mapped[str | None] = mapped_column(Text)
+    case_history_data: Mapped[str | None] = mapped_column(Text)
+    created_at = created_column()
+    updated_at = updated_column()

@@ -27,6 +27,7 @@ def present(referral, personal=None, extras=None):
         consent["justification"] = extras["justification"]
     body = {
         "id": referral.id,
+        "reference": referral.reference,
         "version": referral.version,
         "status": referral.status,
         "fhir_status": FHIR_TASK_STATUS[referral.status],
@@ -37,6 +38,7 @@ def present(referral, personal=None, extras=None):
         "service_id": referral.service_id,
         "sender_organization_id": referral.sender_organization_id,
         "receiver_organization_id": referral.receiver_organization_id,
+        "assigned_to_user_id": referral.assigned_to_user_id,
         "subject": {
             "sex": referral.subject_sex,
             "birth_year": referral.subject_birth_year,

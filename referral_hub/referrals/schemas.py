@@ -4,6 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ..directory.schemas import PROVINCE_CODE
 from ..messages import N_
+from . import references
 from .models import (
     CONSENT_GIVERS,
     CONSENT_METHODS,
@@ -56,10 +57,15 @@ class SubjectInput(Schema):
     health = fields.Nested(HealthData)
     case_history = fields.Nested(CaseHistoryData)
 
-    @validates_schema
-    def _age_or_birth_year(self, data, **_kwargs):
-        if "age" not in data and "birth_year" not in data:
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _age_or_birth_year(self, data, original, **_kwargs):
+        """Checked even when other fields are wrong, so a form marks every missing fact at once;
+        an age given but invalid has its own error already."""
+        if isinstance(original, dict) and not {"age", "birth_year"} & set(original):
             raise ValidationError({"birth_year": ["Give the subject's age or birth year."]})
+
+    @validates_schema
+    def _district_in_province(self, data, **_kwargs):
         if "district" in data and not data["district"].startswith(data.get("province", "")):
             raise ValidationError({"district": ["This district is not in that province."]})
 
@@ -111,6 +117,12 @@ class StatusChange(Schema):
     suggested_service_id = fields.UUID(load_default=None)
 
 
+class Assignment(Schema):
+    """Whom the receiving organisation assigns the referral to; null takes it off them."""
+
+    user_id = fields.UUID(required=True, allow_none=True)
+
+
 class ConsentWithdrawal(Schema):
     erase = fields.Boolean(load_default=False)
 
@@ -125,11 +137,19 @@ def _csv_of(options):
     return parse
 
 
+def _reference(value):
+    found = references.normalized(value)
+    if found is None:
+        raise ValidationError("Not a referral reference (like MT-26-0042).")
+    return found
+
+
 class ListArgs(Schema):
     role = fields.String(validate=validate.OneOf(["sent", "received"]))
     status = fields.Function(deserialize=_csv_of(STATUSES))
     urgency = fields.Function(deserialize=_csv_of(URGENCIES))
     overdue = fields.Boolean()
     updated_since = fields.AwareDateTime()
+    reference = fields.Function(deserialize=_reference)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
     cursor = fields.String(load_default=None)

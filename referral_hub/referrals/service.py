@@ -2,17 +2,18 @@
 
 import hashlib
 import json
+import unicodedata
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import case, or_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import clock, crypto
 from ..audit import service as audit
+from ..auth.models import Membership, User
 from ..auth.principal import actor
 from ..callbacks import outbox
 from ..db_types import new_id
@@ -24,11 +25,14 @@ from ..federation import inbound
 from ..federation import outbox as forwards
 from ..federation.models import Forward, Peer
 from ..messages import N_
+from ..notifications import service as notifications
 from ..pagination import paginate
+from ..persistence import insert_unless_taken
 from ..rows import read_rows
-from . import visibility
+from . import references, visibility
 from .models import (
     DECLINE_REASONS,
+    OPEN_STATUSES,
     PERSONAL_CATEGORIES,
     UNANSWERED_STATUSES,
     Escalation,
@@ -146,18 +150,50 @@ def _check_references(data):
 
 
 def create_referral(principal, data, idempotency_key=None):
-    """Send a referral; the same Idempotency-Key and body return the first referral again."""
+    """Send a referral; the same Idempotency-Key and body return the first referral again
+    (found only when the INSERT finds the key taken, or the body no longer passes the checks)."""
     digest = _digest(data)
-    if idempotency_key:
-        earlier = db.session.scalar(
-            db.select(Referral).filter_by(
-                sender_organization_id=principal.organization_id, idempotency_key=idempotency_key
-            )
-        )
-        if earlier is not None:
-            if earlier.request_digest != digest:
-                raise _field_error("Idempotency-Key", "This key was used for another request body.")
+    try:
+        referral = _new_referral(principal, data, idempotency_key, digest)
+    except (InvalidInput, Conflict):
+        if idempotency_key and (earlier := _sent_with(principal, idempotency_key, digest)):
             return earlier, False
+        raise
+    referral.reference = references.next_reference(principal.organization_id)
+    inserted = insert_unless_taken(referral, ["sender_organization_id", "idempotency_key"])
+    if inserted is None:
+        db.session.rollback()  # the reference's number is given back
+        return _sent_with(principal, idempotency_key, digest), False
+    _event(inserted, "referral.created", principal, None, "sent")
+    if inserted.forwarding:
+        forwards.enqueue(inserted, "create")
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.created",
+        "referral",
+        inserted.id,
+        {"categories": inserted.categories_sent, "urgency": inserted.urgency},
+    )
+    db.session.flush()
+    return inserted, True
+
+
+def _sent_with(principal, idempotency_key, digest):
+    """The referral the sender sent earlier with this key, if any; a 422 if it was sent with
+    another body."""
+    earlier = db.session.scalar(
+        db.select(Referral).filter_by(
+            sender_organization_id=principal.organization_id, idempotency_key=idempotency_key
+        )
+    )
+    if earlier is not None and earlier.request_digest != digest:
+        raise _field_error("Idempotency-Key", "This key was used for another request body.")
+    return earlier
+
+
+def _new_referral(principal, data, idempotency_key, digest):
+    """The referral the request describes, checked and encrypted, not yet written."""
     moment = clock.now()
     service = db.session.get(  # not its seven collections: a referral needs none of them
         Service,
@@ -233,32 +269,12 @@ def create_referral(principal, data, idempotency_key=None):
         referral.eligibility_override_data = crypto.encrypt(
             override["reason"], f"{referral.id}:override"
         )
-    db.session.add(referral)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # Another request with the same Idempotency-Key won the race: answer as it did.
-        db.session.rollback()
-        if idempotency_key is None:
-            raise
-        return create_referral(principal, data, idempotency_key)
-    _event(referral, "referral.created", principal, None, "sent")
-    if referral.forwarding:
-        forwards.enqueue(referral, "create")
-    audit.record(
-        actor(principal),
-        principal.organization_id,
-        "referral.created",
-        "referral",
-        referral.id,
-        {"categories": referral.categories_sent, "urgency": referral.urgency},
-    )
-    db.session.flush()
-    return referral, True
+    return referral
 
 
 def _event(referral, kind, principal, from_status, to_status, reason=None, outcome=None, by=None):
-    """Record a step of the timeline and, in the same transaction, its callbacks. `by` names
+    """Record a step of the timeline and, in the same transaction, its callbacks and the
+    notifications of the people it concerns. `by` names
     an actor who is no principal here (a peer hub); it acts for the referral's receiver."""
     event = ReferralEvent(
         referral_id=referral.id,
@@ -276,6 +292,7 @@ def _event(referral, kind, principal, from_status, to_status, reason=None, outco
     db.session.add(event)
     db.session.flush()
     outbox.enqueue(event, referral)
+    notifications.on_referral_event(event, referral)
 
 
 # Reading
@@ -299,16 +316,53 @@ def read_referral(principal, referral_id, audit_read=True):
         for c in categories
     }
     if categories and audit_read:
-        audit.record(
-            actor(principal),
-            principal.organization_id,
-            "referral.read",
-            "referral",
-            referral.id,
-            {"categories": categories},
-        )
+        _audit_read(principal, referral, categories)
         db.session.flush()
     return referral, standing, personal, _extras(referral, standing)
+
+
+def _audit_read(principal, referral, categories):
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.read",
+        "referral",
+        referral.id,
+        {"categories": categories},
+    )
+
+
+KHMER_COENG = "\u17d2"
+
+
+def _initial(name):
+    """A name's first letter, with the marks written on it (a Khmer consonant's vowel sign)."""
+    name = (name or "").strip()
+    if not name:
+        return ""
+    end = 1
+    while end < len(name) and unicodedata.category(name[end]).startswith("M"):
+        end += 2 if name[end] == KHMER_COENG else 1  # the coeng brings a consonant below
+    return name[:end] + "."
+
+
+def initials(principal, referrals):
+    """{referral id: the child's initials} for the cards of a list, only where the principal
+    may see the child's identity now; each such read of identity data is audited."""
+    found = {}
+    for referral in referrals:
+        standing = visibility.party(principal, referral)
+        if "identity" not in visibility.visible_categories(standing, referral):
+            continue
+        identity = crypto.decrypt(referral.identity_data, f"{referral.id}:identity")
+        letters = " ".join(
+            filter(None, (_initial(identity.get(k)) for k in ("given_name", "family_name")))
+        )
+        if letters:
+            found[referral.id] = letters
+            _audit_read(principal, referral, ["identity"])
+    db.session.flush()
+    return found
 
 
 # Free texts beside the categories: (column, encryption context)
@@ -372,7 +426,7 @@ STEPS = db.select(
 def list_summaries(principal, filters, page_args):
     """list_referrals for the API: plain objects with what presentation.present reads of a
     referral, from one statement (two when a referral on the page is forwarded)."""
-    rows, next_cursor = _listed(SUMMARIES, principal, filters, page_args, rows=True)
+    rows, next_cursor = _listed(SUMMARIES, principal, filters, page_args, plain_rows=True)
     forwarded = [row.id for row in rows if row.forwarding]
     steps = {referral_id: [] for referral_id in forwarded}
     if forwarded:
@@ -392,7 +446,7 @@ def _summary(row, steps):
     )
 
 
-def _listed(query, principal, filters, page_args, rows=False):
+def _listed(query, principal, filters, page_args, plain_rows=False):
     role = filters.get("role")
     own = principal.organization_id
     if role == "sent":
@@ -410,6 +464,10 @@ def _listed(query, principal, filters, page_args, rows=False):
         query = query.where(late if filters["overdue"] else ~late)
     if filters.get("updated_since"):
         query = query.where(Referral.updated_at >= filters["updated_since"])
+    if filters.get("reference"):
+        query = query.where(Referral.reference == filters["reference"])
+    if filters.get("assigned_to"):
+        query = query.where(Referral.assigned_to_user_id == filters["assigned_to"])
     return paginate(
         query,
         Referral.created_at,
@@ -417,15 +475,16 @@ def _listed(query, principal, filters, page_args, rows=False):
         page_args,
         sort_value=lambda r: r.created_at.isoformat(),
         parse=datetime.fromisoformat,
-        rows=rows,
+        plain_rows=plain_rows,
     )
 
 
 URGENCY_RANK = {"emergency": 0, "high": 1, "normal": 2}
 
 
-def awaiting_answer(principal, limit=100):
-    """Referrals sent to the principal's organisation and not yet answered, most urgent first."""
+def awaiting_answer(principal, limit=100, assigned_to=None):
+    """Referrals sent to the principal's organisation and not yet answered, most urgent first;
+    only those assigned to `assigned_to` when it is given."""
     rank = case(URGENCY_RANK, value=Referral.urgency)
     query = (
         db.select(Referral)
@@ -436,7 +495,20 @@ def awaiting_answer(principal, limit=100):
         .order_by(rank, Referral.deadline_at, Referral.id)
         .limit(limit)
     )
+    if assigned_to is not None:
+        query = query.where(Referral.assigned_to_user_id == assigned_to)
     return db.session.scalars(query).all()
+
+
+def find_by_reference(principal, reference):
+    """The referral quoted on the phone (as typed: spaces, lower case), if the principal may
+    know of it; None otherwise."""
+    stored = references.normalized(reference)
+    if stored is None:
+        return None
+    return db.session.scalar(
+        db.select(Referral).where(Referral.reference == stored, visibility.known_to(principal))
+    )
 
 
 def events(principal, referral_id):
@@ -540,6 +612,69 @@ def change_status(
             "to": status,
             "version": referral.version,
             "categories": visibility.visible_categories(standing, referral),
+        },
+    )
+    db.session.flush()
+    return referral
+
+
+# Who may be assigned a referral: the receiving organisation's people who handle cases.
+ASSIGNABLE_ROLES = ("caseworker", "org_admin")
+
+
+def assignable_users(organization_id):
+    """The organisation's active caseworkers and admins, by name, to choose an assignee from."""
+    return db.session.scalars(
+        db.select(User)
+        .where(
+            User.organization_id == organization_id,
+            User.active.is_(True),
+            User.memberships.any(Membership.role.in_(ASSIGNABLE_ROLES)),
+        )
+        .order_by(User.name, User.email)
+    ).all()
+
+
+def _may_be_assigned(user, organization_id):
+    return (
+        user is not None
+        and user.active
+        and user.organization_id == organization_id
+        and bool(set(user.roles).intersection(ASSIGNABLE_ROLES))
+    )
+
+
+def assign(principal, referral_id, user_id):
+    """The receiving organisation names which of its people handles the referral (None: no
+    one); a reassignment replaces the earlier one."""
+    referral, standing = _visible(principal, referral_id)
+    if standing != visibility.RECEIVER:
+        raise Forbidden("Only the receiving organisation assigns a referral.")
+    if principal.user_id and not principal.has_role(*ASSIGNABLE_ROLES):
+        raise Forbidden(N_("This needs one of the roles: %(roles)s.", roles=ASSIGNABLE_ROLES))
+    if referral.status not in OPEN_STATUSES:
+        raise _field_error("status", "Only an open referral is assigned.", Conflict)
+    user_id = None if user_id is None else str(user_id)
+    if user_id is not None and not _may_be_assigned(
+        db.session.get(User, user_id), referral.receiver_organization_id
+    ):
+        raise _field_error("user_id", "Choose a caseworker of the receiving organisation.")
+    previous = referral.assigned_to_user_id
+    if previous == user_id:
+        return referral
+    referral.assigned_to_user_id = user_id
+    save()
+    audit.record(
+        actor(principal),
+        principal.organization_id,
+        "referral.assigned",
+        "referral",
+        referral.id,
+        {
+            "reason": "unassigned"
+            if user_id is None
+            else ("reassigned" if previous else "assigned"),
+            "version": referral.version,
         },
     )
     db.session.flush()

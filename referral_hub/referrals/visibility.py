@@ -1,8 +1,10 @@
 """Who may see a referral, and which of its personal data each party may see."""
 
-from sqlalchemy import true
+from sqlalchemy import select, true
 
 from .. import clock
+from ..directory.models import Location, Organization, Service, ServiceAtLocation
+from ..extensions import db
 from .models import UNANSWERED_STATUSES, Referral
 
 SENDER, RECEIVER, COORDINATOR, FOCAL_POINT = "sender", "receiver", "coordinator", "focal_point"
@@ -23,9 +25,54 @@ def party(principal, referral):
         return RECEIVER
     if principal.has_role("coordinator"):
         return COORDINATOR
-    if principal.has_role("focal_point") and referral.subject_province in principal.provinces:
+    if principal.has_role("focal_point") and focal_reasons(principal, referral):
         return FOCAL_POINT
     return None
+
+
+CHILD_PROVINCE, SERVICE_PROVINCE = "child_province", "service_province"
+REASONS = (CHILD_PROVINCE, SERVICE_PROVINCE)
+
+
+def services_in(provinces):
+    """The services in these provinces: given at a location there, or of an organisation based
+    there. A child from one province is often helped by a service in another."""
+    provinces = sorted(provinces)
+    at_location = (
+        select(ServiceAtLocation.service_id)
+        .join(Location, Location.id == ServiceAtLocation.location_id)
+        .where(Location.province.in_(provinces))
+    )
+    of_organization = (
+        select(Service.id)
+        .join(Organization, Organization.id == Service.organization_id)
+        .where(Organization.province.in_(provinces))
+    )
+    return at_location.union(of_organization)
+
+
+def reason_conditions(provinces):
+    """{reason: SQL condition}: why a focal point of these provinces knows of a referral."""
+    return {
+        CHILD_PROVINCE: Referral.subject_province.in_(sorted(provinces)),
+        SERVICE_PROVINCE: Referral.service_id.in_(services_in(provinces)),
+    }
+
+
+def focal_reasons(principal, referral):
+    """Why a focal point knows of the referral: the child's province, the receiving service's
+    province, both, or neither (an empty list)."""
+    reasons = []
+    if referral.subject_province in principal.provinces:
+        reasons.append(CHILD_PROVINCE)
+    in_service_province = db.session.scalar(
+        select(Service.id).where(
+            Service.id == referral.service_id, Service.id.in_(services_in(principal.provinces))
+        )
+    )
+    if in_service_province is not None:
+        reasons.append(SERVICE_PROVINCE)
+    return reasons
 
 
 def known_to(principal):
@@ -35,7 +82,8 @@ def known_to(principal):
     if principal.has_role(COORDINATOR):
         return true()
     if principal.has_role(FOCAL_POINT):
-        return mine | Referral.subject_province.in_(sorted(principal.provinces))
+        by_child, by_service = reason_conditions(principal.provinces).values()
+        return mine | by_child | by_service
     return mine
 
 

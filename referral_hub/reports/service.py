@@ -1,12 +1,13 @@
 """Network figures for coordinators and focal points: counts and times, never a person.
 
 Every figure is over the referrals the principal may know exist (visibility.known_to: the
-whole network for coordinators, a focal point's provinces and own organisation) sent within
-the period. Only codes, organisation names and numbers come out.
+whole network for coordinators; for a focal point, children from its provinces, services in
+its provinces and its own organisation) sent within the period. Only codes, organisation
+names and numbers come out.
 """
 
 import statistics
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import desc, func, select, true
@@ -22,6 +23,7 @@ from ..referrals.models import STATUSES, Referral, ReferralEvent
 DEFAULT_DAYS = 90
 MAX_DAYS = 3653  # ten years
 READERS = ("focal_point", "coordinator")
+MILESTONES = ("received", "accepted", "completed")
 
 
 def period(first, last, zone):
@@ -87,21 +89,121 @@ def _by_organization(column, where):
     return [{"id": id_, "name": name, "count": count} for id_, name, count in rows]
 
 
-def _median_hours(to_status, where):
-    """Median hours from sending to the first move to `to_status`, of those that got there."""
-    first = (
+def month_days(month, today, months=1):
+    """The first and last day of `months` months ending with `month` ("YYYY-MM"); by default
+    the month before today's, the one a monthly meeting looks back on."""
+    if month is None:
+        before = today.replace(day=1) - timedelta(days=1)
+        month = f"{before.year:04d}-{before.month:02d}"
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        last_first = date(year, number, 1)
+        next_month = (last_first + timedelta(days=31)).replace(day=1)
+        index = year * 12 + number - months
+        first = date(index // 12, index % 12 + 1, 1)
+    except (ValueError, OverflowError):
+        message = "Choose a month as year-month, for example 2026-03."
+        raise InvalidInput(message, errors=[{"field": "month", "message": message}]) from None
+    return first, next_month - timedelta(days=1)
+
+
+def _first_reached(status):
+    """Each referral's first move to `status`, as (referral_id, at)."""
+    return (
         select(ReferralEvent.referral_id, func.min(ReferralEvent.at).label("at"))
-        .where(ReferralEvent.to_status == to_status, ReferralEvent.from_status != to_status)
+        .where(ReferralEvent.to_status == status, ReferralEvent.from_status != status)
         .group_by(ReferralEvent.referral_id)
         .subquery()
     )
-    rows = db.session.execute(
-        select(Referral.created_at, first.c.at)
-        .join(first, first.c.referral_id == Referral.id)
-        .where(*where)
-    ).all()
-    hours = [(reached - sent).total_seconds() / 3600 for sent, reached in rows]
+
+
+def _milestones(where):
+    """(sent, received, accepted, completed) moments of each referral; None where not reached."""
+    reached = [_first_reached(status) for status in MILESTONES]
+    query = select(Referral.created_at, *(moment.c.at for moment in reached))
+    for moment in reached:
+        query = query.outerjoin(moment, moment.c.referral_id == Referral.id)
+    return db.session.execute(query.where(*where)).all()
+
+
+def _hours(rows, milestone):
+    """Hours from sending to the milestone, of the referrals that reached it."""
+    index = 1 + MILESTONES.index(milestone)
+    return [(row[index] - row[0]).total_seconds() / 3600 for row in rows if row[index]]
+
+
+def _median(hours):
     return round(statistics.median(hours), 2) if hours else None
+
+
+def _percentile_90(hours):
+    """The 90th percentile, interpolated between the nearest ranks (as spreadsheets do)."""
+    if len(hours) < 2:
+        return _median(hours)
+    return round(statistics.quantiles(hours, n=10, method="inclusive")[-1], 2)
+
+
+def _months(first, last):
+    """The months touching first..last, as "YYYY-MM"."""
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _by_month(rows, first, last, zone):
+    """Per month of sending: how many were sent, how many of those were accepted and completed
+    (by now), and the median and 90th-percentile hours to receipt and to acceptance."""
+    tz = ZoneInfo(zone)
+    sent_in = {month: [] for month in _months(first, last)}
+    for row in rows:
+        sent_in[row[0].astimezone(tz).strftime("%Y-%m")].append(row)
+    trend = []
+    for month, sent in sent_in.items():
+        to_receive, to_accept = _hours(sent, "received"), _hours(sent, "accepted")
+        trend.append(
+            {
+                "month": month,
+                "sent": len(sent),
+                "accepted": len(to_accept),
+                "completed": len(_hours(sent, "completed")),
+                "median_hours_to_receive": _median(to_receive),
+                "p90_hours_to_receive": _percentile_90(to_receive),
+                "median_hours_to_accept": _median(to_accept),
+                "p90_hours_to_accept": _percentile_90(to_accept),
+            }
+        )
+    return trend
+
+
+def _by_category_and_province(where):
+    """Referrals per (need, child's province), largest first, then by code."""
+    need = _needs_table()
+    rows = db.session.execute(
+        select(need.c.value, Referral.subject_province, func.count())
+        .select_from(Referral)
+        .join(need, true())
+        .where(*where)
+        .group_by(need.c.value, Referral.subject_province)
+    ).all()
+    table = [
+        {"category": category, "province": province, "count": count}
+        for category, province, count in rows
+    ]
+    return sorted(table, key=lambda row: (-row["count"], row["category"], row["province"] or ""))
+
+
+def _by_reach(principal, where):
+    """For a focal point: how many referrals it knows of through the child's province and
+    through the receiving service's province (one referral may count in both)."""
+    if principal.has_role("coordinator") or not principal.has_role("focal_point"):
+        return []
+    conditions = visibility.reason_conditions(principal.provinces)
+    return [
+        {"code": reason, "count": _count(where, condition)}
+        for reason, condition in conditions.items()
+    ]
 
 
 def _by_peer_hub(where):
@@ -137,6 +239,8 @@ def summary(principal, first=None, last=None, zone="Asia/Phnom_Penh"):
         Referral.created_at >= start,
         Referral.created_at < end,
     )
+    milestones = _milestones(where)
+    to_receive, to_accept = _hours(milestones, "received"), _hours(milestones, "accepted")
     return {
         "first": first,
         "last": last,
@@ -146,8 +250,13 @@ def summary(principal, first=None, last=None, zone="Asia/Phnom_Penh"):
         "by_province": _counts(Referral.subject_province, where),
         "by_receiving_organization": _by_organization(Referral.receiver_organization_id, where),
         "by_sending_organization": _by_organization(Referral.sender_organization_id, where),
-        "median_hours_to_receive": _median_hours("received", where),
-        "median_hours_to_accept": _median_hours("accepted", where),
+        "by_category_and_province": _by_category_and_province(where),
+        "by_month": _by_month(milestones, first, last, zone),
+        "by_reach": _by_reach(principal, where),
+        "median_hours_to_receive": _median(to_receive),
+        "p90_hours_to_receive": _percentile_90(to_receive),
+        "median_hours_to_accept": _median(to_accept),
+        "p90_hours_to_accept": _percentile_90(to_accept),
         "overdue": _count(where, visibility.overdue_condition()),
         "escalated": _count(where, Referral.escalated_at.is_not(None)),
         "by_peer_hub": _by_peer_hub(where),

@@ -4,8 +4,9 @@ from flask import redirect, request, session
 from flask_babel import Babel, refresh
 
 from ..csrf import check_csrf
+from ..extensions import db
 from .error_pages import page_blueprint
-from .session import local_path
+from .session import current_user, local_path
 
 LANGUAGES = {"km": "ខ្មែរ", "en": "English"}
 DEFAULT_LANGUAGE = "km"
@@ -31,6 +32,10 @@ def choose_language():
     response = redirect(local_path(request.form.get("next")))
     if language in LANGUAGES:
         session["lang"] = language
+        user = current_user()
+        if user is not None and user.language != language:  # their notifications follow
+            user.language = language
+            db.session.commit()
         response.set_cookie(
             COOKIE,
             language,

@@ -62,8 +62,10 @@ SHOWN_ON_PAGES = (
     _l("No such service."),
     _l("No such organisation."),
     _l("No such referral."),
+    _l("No such draft."),
     _l("The first day is after the last day."),
     _l("Choose a period of at most ten years."),
+    _l("Choose a month as year-month, for example 2026-03."),
     _l("The name is empty."),
     _l("An organisation with this name exists already."),
     _l("This organisation has a service with this name already."),
@@ -92,6 +94,10 @@ SHOWN_ON_PAGES = (
     _l("Only coordinators, or the service's own organisation's admins, edit it."),
     _l("The service has invalid fields."),
     _l("The form has expired or did not come from this site; reload the page and try again."),
+    _l("A phone number: digits, spaces and + ( ) - only."),
+    _l("Only the receiving organisation assigns a referral."),
+    _l("Only an open referral is assigned."),
+    _l("Choose a caseworker of the receiving organisation."),
     # marshmallow
     _l("Missing data for required field."),
     _l("Not a valid email address."),
@@ -105,4 +111,5 @@ SHOWN_ON_PAGES = (
     _l("Not a valid datetime."),
     _l("Must be greater than or equal to 0 and less than or equal to 100000."),
     _l("Must be greater than or equal to 0 and less than or equal to 120."),
+    _l("String does not match expected pattern."),
 )
