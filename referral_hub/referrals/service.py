@@ -398,12 +398,20 @@ def list_referrals(principal, filters, page_args):
 # What presentation.present shows of a referral in a list, as columns: loading 50 ORM referrals
 # with their personal data envelopes, then each one's peer and forwarding steps, was most of a
 # list's time. Whether each category was sent is all a list needs of the envelopes.
-SUMMARY_COLUMNS = [
-    column
-    for column in Referral.__table__.c
-    if column.key not in {data_attribute(c) for c in PERSONAL_CATEGORIES}
-    and column.key not in {"consent_justification_data", "eligibility_override_data"}
-]
+NOT_SUMMARISED = {
+    *(data_attribute(c) for c in PERSONAL_CATEGORIES),
+    "consent_justification_data",
+    "eligibility_override_data",
+    # and what presentation.present does not show
+    "created_by",
+    "escalated_at",
+    "remote_referral_id",
+    "forwarded_at",
+    "remote_events_seen",
+    "idempotency_key",
+    "request_digest",
+}
+SUMMARY_COLUMNS = [column for column in Referral.__table__.c if column.key not in NOT_SUMMARISED]
 SUMMARIES = db.select(
     *SUMMARY_COLUMNS,
     *[
