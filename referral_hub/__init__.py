@@ -10,9 +10,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import compression, crypto, database_outage, errors, logs, request_handling, web
+from . import compression, crypto, database_outage, errors, logs, prepared, request_handling, web
 from . import config as settings
-from .db_types import include_in_autogenerate
+from .db_types import include_in_autogenerate, read_json
 from .extensions import db, migrate
 
 
@@ -52,11 +52,16 @@ def create_app(config=None):
     crypto.configure(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+        "json_deserializer": read_json,
+    }
 
     compression.configure(app)
     logs.configure(app)
     database_outage.register(app)
     db.init_app(app)
+    prepared.register()
     migrations = Path(__file__).resolve().parent.parent / "migrations"
     migrate.init_app(
         app,
@@ -73,7 +78,7 @@ def create_app(config=None):
     from .audit import api as audit_api
     from .audit import service as audit_service
     from .audit import views as audit_views
-    from .auth import admin_views, keys, oauth_api, oauth_server, revocation, views
+    from .auth import admin_views, keys, oauth_api, oauth_server, revocation, tokens, views
     from .auth import api as auth_api
     from .callbacks import api as callbacks_api
     from .callbacks import views as callback_views
@@ -97,6 +102,7 @@ def create_app(config=None):
 
     app.extensions["hub_keys"] = keys.KeyCache()
     app.extensions["hub_deny_list"] = revocation.DenyList()
+    app.extensions["hub_verified_tokens"] = tokens.VerifiedTokens()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
     app.extensions["hub_dispatcher"] = Dispatcher(app)
     app.extensions["hub_subscribers"] = Subscribers(app)

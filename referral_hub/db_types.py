@@ -1,8 +1,10 @@
 """Column types and helpers shared by every model."""
 
+import json
 import uuid
 from datetime import UTC
 
+import orjson
 from sqlalchemy import DateTime, String, TypeDecorator
 from sqlalchemy.orm import mapped_column
 
@@ -26,6 +28,23 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+    def result_processor(self, dialect, coltype):
+        """None on PostgreSQL, whose driver reads timestamptz as aware datetimes already: a
+        Python call saved for each time of each row (450 in a list of 50 referrals)."""
+        if dialect.name == "postgresql":
+            return None
+        return super().result_processor(dialect, coltype)
+
+
+def read_json(text):
+    """A JSON column's value: orjson reads it several times faster than the standard library
+    (the three JSON columns of 50 referrals were a tenth of a list's time); what orjson refuses
+    and the standard library wrote (NaN, an integer past 64 bits) is read as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def new_id():

@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, tuple_
 
 from .extensions import db
 from .request_handling import unstorable
+from .rows import read_rows
 
 MAX_LIMIT = 100
 # Page numbers of the numbered (HSDS) lists: a hundred million rows at 100 a page, past any
@@ -80,9 +81,11 @@ def paginate(
     ordering=None,
     parse=None,
     descending=False,
+    plain_rows=False,
 ):
     """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor: the
-    query's objects when it selects one entity or column, else its rows.
+    query's objects when it selects one entity or column, else its rows. With plain_rows the
+    query, a select of columns, is read as plain rows (rows.read_rows).
 
     sort_column may be an expression; sort_value then computes it for a row (as JSON), and parse
     turns it back into the column's type. A cursor names its ordering, so one list's cursor is
@@ -104,7 +107,8 @@ def paginate(
             raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
         key = tuple_(sort_column, id_column)
         query = query.where(key < (after, after_id) if descending else key > (after, after_id))
-    result = db.session.execute(query.limit(args["limit"] + 1))
+    execute = read_rows if plain_rows else db.session.execute
+    result = execute(query.limit(args["limit"] + 1))
     rows = result.all()
     if len(result.keys()) == 1:
         rows = [row[0] for row in rows]

@@ -114,6 +114,11 @@ class KeyCache:
         self._fresh()
         return self._signing
 
+    def publishes(self, kid):
+        """Whether the key is still published (the keys read again when due)."""
+        self._fresh()
+        return kid in self._keys
+
     def verification_keys(self, kid=None):
         self._fresh(kid)
         return KeySet(list(self._keys.values()))

@@ -1,6 +1,8 @@
 """Issue and verify RFC 9068 JWT access tokens without a database read."""
 
+import threading
 import time
+from collections import OrderedDict
 
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import current_app, g
@@ -15,6 +17,7 @@ from .revocation import deny_list
 TOKEN_TYPE = "at+jwt"
 TOKEN_TYPES = {TOKEN_TYPE, f"application/{TOKEN_TYPE}"}
 MAX_TOKEN_LENGTH = 8192  # the hub's own tokens are about 1 KB
+VERIFIED_TOKENS_KEPT = 4096  # about 8 MB at most
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):
@@ -68,11 +71,51 @@ def _key_id(token_string):
     return kid
 
 
+class VerifiedTokens:
+    """The claims of access tokens this process has verified, kept until the tokens expire.
+
+    Checking a token's RS256 signature and claims again on every request was about 170 µs, a
+    fifth of a service read's Python time. A verified token stays valid until its exp unless
+    its signing key stops being published, which each use checks again. Revocation is not kept
+    here: verify() asks the deny list on every request, as before.
+    """
+
+    def __init__(self, size=VERIFIED_TOKENS_KEPT):
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries = OrderedDict()  # token -> (kid, claims), least recently used first
+
+    def get(self, token_string):
+        """A copy of the token's claims if it was verified and still holds, else None."""
+        with self._lock:
+            entry = self._entries.get(token_string)
+            if entry is not None:
+                self._entries.move_to_end(token_string)
+        if entry is None:
+            return None
+        kid, claims = entry
+        if claims["exp"] <= time.time() or not keys.key_cache().publishes(kid):
+            return None
+        return dict(claims)
+
+    def put(self, token_string, kid, claims):
+        with self._lock:
+            self._entries[token_string] = (kid, dict(claims))
+            self._entries.move_to_end(token_string)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 def decode(token_string):
     """Return the claims of a token this hub signed for its API, or raise Unauthorized."""
+    verified = current_app.extensions["hub_verified_tokens"]
+    claims = verified.get(token_string)
+    if claims is not None:
+        return claims
     config = current_app.config
     try:
-        keyset = keys.key_cache().verification_keys(kid=_key_id(token_string))
+        kid = _key_id(token_string)
+        keyset = keys.key_cache().verification_keys(kid=kid)
         token = jwt.decode(token_string, keyset, algorithms=[keys.ALGORITHM])
         registry = jwt.JWTClaimsRegistry(
             leeway=30,
@@ -88,7 +131,9 @@ def decode(token_string):
         registry.validate(token.claims)
     except (JoseError, ValueError, TypeError, UnicodeError) as exc:
         raise Unauthorized("The access token is invalid or has expired.") from exc
-    return dict(token.claims)
+    claims = dict(token.claims)
+    verified.put(token_string, kid, claims)
+    return claims
 
 
 def verify(token_string):

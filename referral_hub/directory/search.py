@@ -132,7 +132,7 @@ def search_services(filters, page_args, show_confidential=False):
         distance = Distance(*near)
         rows, cursor = _nearest_first(query, distance, page_args)
     else:
-        rows, cursor = paginate(query, Service.name, Service.id, page_args)
+        rows, cursor = paginate(query, Service.name, Service.id, page_args, plain_rows=True)
         distance = None
     documents = service_documents(rows, show_confidential)
     hits = [_hit(doc, filters, area) for doc in documents]
@@ -150,7 +150,13 @@ def _nearest_first(query, distance, page_args):
     for radius in (*NEAR_RADII, None):
         within = query if radius is None else query.where(distance.within(radius))
         rows, cursor = paginate(
-            within, distance.sql(), Service.id, page_args, sort_value=distance.of, ordering=ordering
+            within,
+            distance.sql(),
+            Service.id,
+            page_args,
+            sort_value=distance.of,
+            ordering=ordering,
+            plain_rows=True,
         )
         if cursor or radius is None:
             return rows, cursor

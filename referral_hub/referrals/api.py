@@ -16,11 +16,12 @@ bp = Blueprint("referrals_api", __name__, url_prefix="/api/v1/referrals")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 VERSION_TAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 # Made once: a schema's first use builds its nested schemas and copies its fields.
-REFERRAL_CREATE, STATUS_CHANGE, CONSENT_WITHDRAWAL, ASSIGNMENT = (
+REFERRAL_CREATE, STATUS_CHANGE, CONSENT_WITHDRAWAL, ASSIGNMENT, LIST_ARGS = (
     ReferralCreate(),
     StatusChange(),
     ConsentWithdrawal(),
     Assignment(),
+    ListArgs(),
 )
 
 
@@ -80,9 +81,9 @@ def create_referral(principal):
 @bp.get("")
 @protected("referrals:read")
 def list_referrals(principal):
-    filters = ListArgs().load(request.args)
+    filters = LIST_ARGS.load(request.args)
     page_args = {"limit": filters.pop("limit"), "cursor": filters.pop("cursor")}
-    referrals, next_cursor = service.list_referrals(principal, filters, page_args)
+    referrals, next_cursor = service.list_summaries(principal, filters, page_args)
     return {"items": [present(r) for r in referrals], "next_cursor": next_cursor}
 
 

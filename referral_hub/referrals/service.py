@@ -4,6 +4,7 @@ import hashlib
 import json
 import unicodedata
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import case, or_
@@ -22,10 +23,12 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from ..extensions import db
 from ..federation import inbound
 from ..federation import outbox as forwards
+from ..federation.models import Forward, Peer
 from ..messages import N_
 from ..notifications import service as notifications
 from ..pagination import paginate
 from ..persistence import insert_unless_taken
+from ..rows import read_rows
 from . import references, visibility
 from .models import (
     DECLINE_REASONS,
@@ -389,7 +392,69 @@ def _extras(referral, standing):
 
 def list_referrals(principal, filters, page_args):
     """Referrals the principal may know of, oldest first; lists carry no personal data."""
-    query = db.select(Referral)
+    return _listed(db.select(Referral), principal, filters, page_args)
+
+
+# What presentation.present shows of a referral in a list, as columns: loading 50 ORM referrals
+# with their personal data envelopes, then each one's peer and forwarding steps, was most of a
+# list's time. Whether each category was sent is all a list needs of the envelopes.
+NOT_SUMMARISED = {
+    *(data_attribute(c) for c in PERSONAL_CATEGORIES),
+    "consent_justification_data",
+    "eligibility_override_data",
+    # and what presentation.present does not show
+    "created_by",
+    "escalated_at",
+    "remote_referral_id",
+    "forwarded_at",
+    "remote_events_seen",
+    "idempotency_key",
+    "request_digest",
+}
+SUMMARY_COLUMNS = [column for column in Referral.__table__.c if column.key not in NOT_SUMMARISED]
+SUMMARIES = db.select(
+    *SUMMARY_COLUMNS,
+    *[
+        getattr(Referral, data_attribute(c)).is_not(None).label(f"sent_{c}")
+        for c in PERSONAL_CATEGORIES
+    ],
+    Peer.name.label("peer_name"),
+    Peer.status.label("peer_status"),
+).outerjoin(Peer, Peer.id == Referral.peer_id)
+STEPS = db.select(
+    Forward.referral_id,
+    Forward.action,
+    Forward.status,
+    Forward.created_at,
+    Forward.done_at,
+    Forward.last_error,
+).order_by(Forward.id)
+
+
+def list_summaries(principal, filters, page_args):
+    """list_referrals for the API: plain objects with what presentation.present reads of a
+    referral, from one statement (two when a referral on the page is forwarded)."""
+    rows, next_cursor = _listed(SUMMARIES, principal, filters, page_args, plain_rows=True)
+    forwarded = [row.id for row in rows if row.forwarding]
+    steps = {referral_id: [] for referral_id in forwarded}
+    if forwarded:
+        for step in read_rows(STEPS.where(Forward.referral_id.in_(forwarded))):
+            steps[step.referral_id].append(step)
+    return [_summary(row, steps.get(row.id, [])) for row in rows], next_cursor
+
+
+def _summary(row, steps):
+    values = row._asdict()
+    peer = SimpleNamespace(
+        id=row.peer_id, name=values.pop("peer_name"), status=values.pop("peer_status")
+    )
+    sent = [c for c in PERSONAL_CATEGORIES if values.pop(f"sent_{c}")]
+    return SimpleNamespace(
+        **values, categories_sent=sent, peer=peer if row.peer_id else None, forwards=steps
+    )
+
+
+def _listed(query, principal, filters, page_args, plain_rows=False):
     role = filters.get("role")
     own = principal.organization_id
     if role == "sent":
@@ -418,6 +483,7 @@ def list_referrals(principal, filters, page_args):
         page_args,
         sort_value=lambda r: r.created_at.isoformat(),
         parse=datetime.fromisoformat,
+        plain_rows=plain_rows,
     )
 
 
