@@ -293,13 +293,14 @@ def copy_referral(app, engine, template_id, count):
             for column, context in contexts.items()
             if template[column] is not None
         }
-        for _ in range(count):
+        for number in range(count):
             referral_id = str(uuid.uuid4())
             sealed = {
                 column: crypto.encrypt(value, f"{referral_id}:{contexts[column]}")
                 for column, value in plain.items()
             }
-            referrals.append(template | sealed | {"id": referral_id, "idempotency_key": None})
+            copy = {"id": referral_id, "idempotency_key": None, "reference": f"CP-00-{number:06d}"}
+            referrals.append(template | sealed | copy)
             events.append(created | {"referral_id": referral_id})
             ids.append(referral_id)
     with engine.begin() as connection:
