@@ -57,7 +57,6 @@ import math
 import multiprocessing
 import os
 import random
-import secrets
 import statistics
 import sys
 import threading
@@ -75,7 +74,6 @@ from referral_hub.auth.principal import Principal
 from referral_hub.callbacks import attempts as attempts_module
 from referral_hub.callbacks import dispatcher as dispatcher_module
 from referral_hub.callbacks import service as callbacks_service
-from referral_hub.directory import service as directory_service
 from referral_hub.extensions import db
 from referral_hub.referrals import service as referrals
 from referral_hub.referrals.models import DECLINE_REASONS, OUTCOMES
@@ -156,17 +154,8 @@ def build_partners(app, count):
     partners = []
     with app.app_context():
         for index in range(count):
-            organization = directory_service.create_organization(
-                None, f"Bench partner {index:03d} {secrets.token_hex(3)}", province=PROVINCE
-            )
-            service = directory_service.create_service(
-                None,
-                organization.id,
-                {
-                    "name": f"Bench service {index:03d}",
-                    "categories": [CATEGORY],
-                    "areas": [PROVINCE],
-                },
+            organization, service = harness.organisation_with_service(
+                "partner", index, CATEGORY, PROVINCE
             )
             db.session.flush()
             principal = Principal(

@@ -111,6 +111,22 @@ def hub_config(database_url, port=5000, **settings):
     }
 
 
+def organisation_with_service(kind, index, category, province):
+    """A new organisation (its name made unique) with one service, through the directory's
+    own rules; call it in an app context."""
+    from referral_hub.directory import service as directory_service
+
+    organization = directory_service.create_organization(
+        None, f"Bench {kind} {index:03d} {secrets.token_hex(3)}", province=province
+    )
+    service = directory_service.create_service(
+        None,
+        organization.id,
+        {"name": f"Bench service {index:03d}", "categories": [category], "areas": [province]},
+    )
+    return organization, service
+
+
 def describe_machine(engine):
     with engine.connect() as connection:
         version = connection.execute(text("SHOW server_version")).scalar()

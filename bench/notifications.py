@@ -134,17 +134,8 @@ def build_network(app, organisations, caseworkers):
     receivers = []
     with app.app_context():
         for index in range(organisations):
-            organization = directory_service.create_organization(
-                None, f"Bench receiver {index:03d} {secrets.token_hex(3)}", province=PROVINCE
-            )
-            service = directory_service.create_service(
-                None,
-                organization.id,
-                {
-                    "name": f"Bench service {index:03d}",
-                    "categories": [CATEGORY],
-                    "areas": [PROVINCE],
-                },
+            organization, service = harness.organisation_with_service(
+                "receiver", index, CATEGORY, PROVINCE
             )
             emails = []
             for number in range(caseworkers):
