@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import BigInteger, tuple_
+from sqlalchemy import BigInteger, select, tuple_, union_all
 
 from .extensions import db
 from .request_handling import unstorable
@@ -82,6 +82,7 @@ def paginate(
     parse=None,
     descending=False,
     plain_rows=False,
+    any_of=(),
 ):
     """A page of rows ordered by (sort_column, id) after the cursor, and the next cursor: the
     query's objects when it selects one entity or column, else its rows. With plain_rows the
@@ -90,14 +91,12 @@ def paginate(
     sort_column may be an expression; sort_value then computes it for a row (as JSON), and parse
     turns it back into the column's type. A cursor names its ordering, so one list's cursor is
     refused by another. `descending` lists the largest first (the newest, by a time or a seq).
+    Rows must also match one of the conditions `any_of`, when it is given (see _page_of_any).
     """
     ordering = ordering or f"{id_column.table.name}.{sort_column.key}"
     ordering += " desc" if descending else ""
     sort_value = sort_value or (lambda row: getattr(row, sort_column.key))
-    if descending:
-        query = query.order_by(sort_column.desc(), id_column.desc())
-    else:
-        query = query.order_by(sort_column, id_column)
+    order = (sort_column.desc(), id_column.desc()) if descending else (sort_column, id_column)
     if args["cursor"]:
         after, after_id = _decode(args["cursor"], ordering)
         try:
@@ -107,6 +106,7 @@ def paginate(
             raise ValidationError({"cursor": ["Not a cursor of this list."]}) from exc
         key = tuple_(sort_column, id_column)
         query = query.where(key < (after, after_id) if descending else key > (after, after_id))
+    query = _page_of_any(query, any_of, id_column, order, args["limit"] + 1).order_by(*order)
     execute = read_rows if plain_rows else db.session.execute
     result = execute(query.limit(args["limit"] + 1))
     rows = result.all()
@@ -119,3 +119,17 @@ def paginate(
         _encode(ordering, [sort_value(last), getattr(last, id_column.key)]) if last else None
     )
     return rows, next_cursor
+
+
+def _page_of_any(query, conditions, id_column, order, size):
+    """The query limited to rows matching any of the conditions. With several, each one's first
+    page is read apart and the page is chosen among those: `a OR b` in one scan would read and
+    sort every row that matches either (every referral an organisation ever sent), where each
+    alone reads its first rows from an index in order."""
+    if len(conditions) < 2:
+        return query.where(*conditions)
+    firsts = [
+        query.with_only_columns(id_column).where(condition).order_by(*order).limit(size).subquery()
+        for condition in conditions
+    ]
+    return query.where(id_column.in_(union_all(*(select(first.c[0]) for first in firsts))))

@@ -81,6 +81,7 @@ def test_only_the_receiver_assigns(client, net):
     response = assign(client, net["sender"], referral, net["caseworker"].id)
     assert response.status_code == 403
     assert response.mimetype == "application/problem+json"
+    assert response.get_json()["detail"] == "Only the receiving organisation assigns a referral."
     assert assignee_of(referral) is None
 
 
@@ -140,6 +141,7 @@ def test_a_person_signed_in_through_an_app_needs_a_caseworker_role(app, client, 
     party = Party(token, receiver_org.id)
     response = assign(client, party, net["referral"], net["caseworker"].id)
     assert response.status_code == 403
+    assert response.get_json()["detail"] == "This needs one of the roles: caseworker, org_admin."
 
     caseworker_token = user_tokens(app, net["colleague"], "referrals:write")["access_token"]
     party = Party(caseworker_token, receiver_org.id)

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from referral_hub.audit import service as audit
+from referral_hub.audit.models import AuditEntry
 from referral_hub.callbacks.signing import new_secret, signature
 from referral_hub.directory.models import Organization, Service
 from referral_hub.errors import Unauthorized
@@ -16,7 +18,7 @@ from referral_hub.extensions import db
 from referral_hub.federation import callbacks, forwarding, mirror, outbox, peering, remote
 from referral_hub.federation.models import Forward, Peer
 from referral_hub.referrals import service as referrals
-from referral_hub.referrals.models import Referral
+from referral_hub.referrals.models import Referral, ReferralEvent
 
 from .factories import (
     add_location,
@@ -395,3 +397,70 @@ def test_the_peers_api_gives_times_in_iso_8601(client, app):
     token = bearer(coordinator_token(app, "admin"))
     (peer,) = client.get("/api/v1/peers", headers=token).get_json()["items"]
     assert datetime.fromisoformat(peer["created_at"]).tzinfo is not None
+
+
+def _peer_moves(referral, *moves):
+    for status, fields in moves:
+        referrals.record_peer_change(referral, status, "peer:kampot", **fields)
+    db.session.commit()
+
+
+def test_the_peers_answers_are_mirrored_on_the_senders_copy(client):
+    """What the peer's receiver did reaches this hub's copy as if done here: the status and
+    its reason, suggestion or outcome, the overdue flag, the timeline and the audit log."""
+    _peer, entry = _mirrored_service()
+    sender = client_party(client, make_org())
+    suggestion = make_service(make_org())
+    copies = [
+        client.post(
+            "/api/v1/referrals", json=referral_body(entry["id"]), headers=sender.headers
+        ).get_json()
+        for _ in range(2)
+    ]
+    completed, declined = (db.session.get(Referral, copy["id"]) for copy in copies)
+    completed.overdue = declined.overdue = True
+    _peer_moves(completed, ("received", {}))
+    assert completed.overdue is True  # still waiting for an answer
+    _peer_moves(
+        completed,
+        ("accepted", {"reason": "other", "suggested_service_id": suggestion.id}),
+        ("completed", {"outcome": "service_provided"}),
+    )
+    _peer_moves(
+        declined,
+        ("declined", {"reason": "no_capacity", "suggested_service_id": suggestion.id}),
+    )
+
+    def seen(copy):
+        view = client.get(f"/api/v1/referrals/{copy['id']}", headers=sender.headers).get_json()
+        names = ("status", "overdue", "decline_reason", "suggested_service_id", "outcome")
+        return tuple(view[name] for name in names)
+
+    assert seen(copies[0]) == ("completed", False, None, None, "service_provided")
+    assert seen(copies[1]) == ("declined", False, "no_capacity", suggestion.id, None)
+    steps = client.get(
+        f"/api/v1/referrals/{copies[0]['id']}/events", headers=sender.headers
+    ).get_json()["items"]
+    assert [
+        (s["from_status"], s["to_status"], s["actor"], s["reason"], s["outcome"]) for s in steps[1:]
+    ] == [
+        ("sent", "received", "peer:kampot", None, None),
+        ("received", "accepted", "peer:kampot", "other", None),
+        ("accepted", "completed", "peer:kampot", None, "service_provided"),
+    ]
+    assert {s["type"] for s in steps[1:]} == {"referral.status_changed"}
+    events = db.session.scalars(
+        db.select(ReferralEvent).filter_by(referral_id=completed.id, type="referral.status_changed")
+    ).all()
+    assert [e.organization_id for e in events] == [completed.receiver_organization_id] * 3
+    audit.seal_all()
+    logged = db.session.scalars(
+        db.select(AuditEntry)
+        .filter_by(resource_id=completed.id, action="referral.status_changed")
+        .order_by(AuditEntry.seq)
+    ).all()
+    assert [(e.actor, e.organization_id, e.resource_type, e.details) for e in logged] == [
+        ("peer:kampot", None, "referral", {"from": "sent", "to": "received", "version": 2}),
+        ("peer:kampot", None, "referral", {"from": "received", "to": "accepted", "version": 3}),
+        ("peer:kampot", None, "referral", {"from": "accepted", "to": "completed", "version": 4}),
+    ]

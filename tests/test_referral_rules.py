@@ -12,6 +12,7 @@ from referral_hub import clock
 from referral_hub.audit import service as audit
 from referral_hub.auth.principal import Principal
 from referral_hub.directory import service as directory_service
+from referral_hub.directory.models import Organization
 from referral_hub.extensions import db
 from referral_hub.jobs import referral_deadlines
 from referral_hub.referrals import service, visibility
@@ -514,3 +515,42 @@ def test_a_service_is_in_the_province_of_a_place_it_is_given_too(app, client, ne
 
 def _principal(province):
     return user_principal(make_user(make_org(province="12"), ["focal_point"], [province]))
+
+
+def _every_page(client, party, size=2):
+    """The ids of the principal's whole list, walked a small page at a time."""
+    seen, cursor = [], None
+    while True:
+        query = {"limit": size, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/api/v1/referrals", headers=party.headers, query_string=query)
+        assert response.status_code == 200, response.get_json()
+        seen += [item["id"] for item in response.get_json()["items"]]
+        cursor = response.get_json()["next_cursor"]
+        if not cursor:
+            return seen
+
+
+def test_a_list_that_a_referral_enters_for_several_reasons_shows_it_once_in_order(app, client, net):
+    """Each reason to know a referral is read apart (its own index, its own first page), so
+    pages must still interleave them by time and show a referral known twice over once."""
+    sender_org = db.session.get(Organization, net["sender"].organization_id)
+    sender_service = make_service(sender_org, categories=["detox"], areas=[SIEM_REAP])
+    elsewhere = make_service(make_org(province=PREAH_SIHANOUK), categories=["detox"])
+    order = []
+    for _ in range(3):
+        order.append(sent_to(client, net["sender"], net["service"].id)["id"])
+        order.append(sent_to(client, net["receiver"], sender_service.id)["id"])
+        order.append(
+            sent_to(client, net["sender"], net["service"].id, subject__province=PREAH_SIHANOUK)[
+                "id"
+            ]
+        )
+        order.append(sent_to(client, net["receiver"], elsewhere.id)["id"])
+    own = [referral for index, referral in enumerate(order) if index % 4 != 3]
+    tail = [sent_to(client, net["sender"], net["service"].id)["id"] for _ in range(3)]
+    order, own = order + tail, own + tail  # more of one reason than a page, none of the others
+    assert _every_page(client, net["sender"]) == own
+    assert _every_page(client, net["sender"], size=100) == own
+    # Siem Reap's focal point: child and service both there, the service only, the child only.
+    assert _every_page(client, net["focal_in"], size=3) == order
+    assert _every_page(client, net["coordinator"], size=5) == order

@@ -458,11 +458,11 @@ def _listed(query, principal, filters, page_args, plain_rows=False):
     role = filters.get("role")
     own = principal.organization_id
     if role == "sent":
-        query = query.where(Referral.sender_organization_id == own)
+        known = [Referral.sender_organization_id == own]
     elif role == "received":
-        query = query.where(Referral.receiver_organization_id == own)
+        known = [Referral.receiver_organization_id == own]
     else:
-        query = query.where(visibility.known_to(principal))
+        known = visibility.known_to_parts(principal)
     if filters.get("status"):
         query = query.where(Referral.status.in_(filters["status"]))
     if filters.get("urgency"):
@@ -484,6 +484,7 @@ def _listed(query, principal, filters, page_args, plain_rows=False):
         sort_value=lambda r: r.created_at.isoformat(),
         parse=datetime.fromisoformat,
         plain_rows=plain_rows,
+        any_of=known,
     )
 
 
