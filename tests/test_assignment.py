@@ -8,7 +8,15 @@ from referral_hub.extensions import db
 from referral_hub.referrals.models import Referral
 
 from .factories import make_org, make_user, user_tokens
-from .referral_fixtures import PERSONAL_VALUES, Party, move, network, referral_body, send
+from .referral_fixtures import (
+    PERSONAL_VALUES,
+    Party,
+    client_actor,
+    move,
+    network,
+    referral_body,
+    send,
+)
 
 
 @pytest.fixture
@@ -37,12 +45,18 @@ def assignee_of(referral):
     return db.session.get(Referral, referral["id"]).assigned_to_user_id
 
 
-def assignment_entries(referral):
+def assignment_entries(referral, party=None):
+    """The details of the referral's assignment entries, each checked to name the party (the
+    receiver's client, if given) and the referral."""
     found = db.session.scalars(
         db.select(PendingAuditEntry)
         .filter_by(action="referral.assigned", resource_id=referral["id"])
         .order_by(PendingAuditEntry.id)
-    )
+    ).all()
+    if party is not None:
+        assert {(e.actor, e.organization_id, e.resource_type) for e in found} == {
+            (client_actor(party), party.organization_id, "referral")
+        }
     return [entry.details for entry in found]
 
 
@@ -59,7 +73,7 @@ def test_the_receiver_assigns_reassigns_and_unassigns_and_each_is_audited(client
     assert assign(client, receiver, referral, None).status_code == 200
     assert assignee_of(referral) is None
 
-    entries = assignment_entries(referral)
+    entries = assignment_entries(referral, receiver)
     assert [details["reason"] for details in entries] == ["assigned", "reassigned", "unassigned"]
     logged = str(entries)
     for person in (net["caseworker"], net["colleague"]):
@@ -116,7 +130,10 @@ def test_an_unknown_user_and_a_malformed_body_are_refused_at_the_field(client, n
     referral, receiver = net["referral"], net["receiver"]
     unknown = assign(client, receiver, referral, "6f1c1f4e-0000-4000-8000-000000000000")
     assert unknown.status_code == 422
-    assert unknown.get_json()["errors"][0]["field"] == "user_id"
+    assert unknown.get_json()["errors"][0] == {
+        "field": "user_id",
+        "message": "Choose a caseworker of the receiving organisation.",
+    }
     for body in ({}, {"user_id": "not-a-uuid"}):
         response = client.post(
             f"/api/v1/referrals/{referral['id']}/assignment", json=body, headers=receiver.headers
@@ -131,7 +148,10 @@ def test_a_closed_referral_is_not_assigned(client, net):
     referral = move(client, receiver, referral, "declined", reason="no_capacity").get_json()
     response = assign(client, receiver, referral, net["caseworker"].id)
     assert response.status_code == 409
-    assert response.get_json()["errors"][0]["field"] == "status"
+    assert response.get_json()["errors"][0] == {
+        "field": "status",
+        "message": "Only an open referral is assigned.",
+    }
 
 
 def test_a_person_signed_in_through_an_app_needs_a_caseworker_role(app, client, net):

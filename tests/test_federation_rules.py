@@ -436,6 +436,7 @@ def test_the_peers_answers_are_mirrored_on_the_senders_copy(client):
         names = ("status", "overdue", "decline_reason", "suggested_service_id", "outcome")
         return tuple(view[name] for name in names)
 
+    assert (completed.overdue, declined.overdue) == (False, False)  # the flag, not only the view
     assert seen(copies[0]) == ("completed", False, None, None, "service_provided")
     assert seen(copies[1]) == ("declined", False, "no_capacity", suggestion.id, None)
     steps = client.get(

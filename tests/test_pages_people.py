@@ -3,10 +3,13 @@ directory has no number; the cards of the home page and finding a referral by it
 
 import re
 
+import pytest
+
 from referral_hub.audit.models import PendingAuditEntry
 from referral_hub.auth.models import User
 from referral_hub.directory import service as directory
 from referral_hub.extensions import db
+from referral_hub.referrals import service as referral_service
 from referral_hub.referrals.models import Referral
 
 from .factories import make_org, make_service, make_user, sign_in
@@ -210,6 +213,10 @@ def test_cards_show_no_initials_without_consent_to_identity(app):
     assert "Male" in card and "age 16" in card and "<strong>" not in card
 
     consented_id = referral_id_of(send_referral(sender, detox, idempotency_key="two"))
+    home = text(receiver.get("/home"))
+    assert home.index(f"/referrals/{referral_id}") < home.index(f"/referrals/{consented_id}")
+    card = home.split(f"/referrals/{consented_id}")[1].split("</li>")[0]
+    assert f"{GIVEN_NAME[0]}. {FAMILY_NAME[0]}." in card  # after a card that shows none
     url = f"/referrals/{consented_id}"
     confirm(sender, submit(sender, url, f"{url}/consent/withdraw"))  # asks once more
     home = text(receiver.get("/home"))
@@ -251,9 +258,28 @@ def test_a_referral_sent_by_a_case_system_says_so_and_gives_the_organisations_nu
 
 def test_a_coordinator_finds_any_referral_by_reference_from_the_overdue_page(app):
     sender, _receiver, detox = two_partners(app)
-    referral_id = referral_id_of(send_referral(sender, detox))
+    _earlier, referral_id = (referral_id_of(send_referral(sender, detox)) for _ in range(2))
     reference = db.session.get(Referral, referral_id).reference
     coordinator, _ = signed_in(app, ["coordinator"], language="en")
     assert 'name="reference"' in text(coordinator.get("/network/overdue"))
     found = coordinator.get("/home", query_string={"reference": reference})
     assert found.headers["Location"].endswith(f"/referrals/{referral_id}")
+
+
+@pytest.mark.parametrize(
+    "name, initial",
+    [
+        ("Sophearith", "S."),
+        ("  chanthavong ", "c."),
+        ("", ""),
+        ("   ", ""),
+        (None, ""),
+        ("\u179f\u17bb\u1797\u17b6", "\u179f\u17bb."),  # a vowel sign on the first consonant
+        ("\u179f\u17bb", "\u179f\u17bb."),  # a name that ends with its mark
+        ("\u179f\u17d2\u179a\u17b8\u1798\u17bb\u17c6", "\u179f\u17d2\u179a\u17b8."),  # coeng, vowel
+        ("\u1781\u17d2\u1798\u17c2\u179a", "\u1781\u17d2\u1798\u17c2."),  # coeng, then a vowel
+    ],
+)
+def test_an_initial_keeps_the_marks_written_on_its_letter(name, initial):
+    """A Khmer initial is its consonant with the subscript consonant and vowel signs on it."""
+    assert referral_service._initial(name) == initial

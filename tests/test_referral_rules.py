@@ -1,8 +1,6 @@
 """Referral rules at their edges: lists by role and time, deadlines to the microsecond, what the
 timeline and the audit log say for each step, and key rotation of every encrypted text."""
 
-import base64
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +18,15 @@ from referral_hub.referrals.models import Referral
 from referral_hub.web.session import principal_of as user_principal
 
 from .factories import add_location, bearer, make_org, make_service, make_user, user_tokens
-from .referral_fixtures import REMOVE, move, network, referral_body, send, user_party
+from .referral_fixtures import (
+    REMOVE,
+    client_actor,
+    move,
+    network,
+    referral_body,
+    send,
+    user_party,
+)
 
 # A Tuesday morning, so that deadlines in business days do not cross a weekend.
 MOMENT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -85,15 +91,6 @@ def audit_trail(client, app, referral):
         (e["actor"], e["organization_id"], e["action"], e["resource_type"], e["details"])
         for e in response.get_json()["items"]
     ]
-
-
-def client_actor(party):
-    """How the hub names the party's client in timelines and the audit log."""
-    claims = party.token.split(".")[1]
-    return (
-        "client:"
-        + json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["client_id"]
-    )
 
 
 def crossing(client, net):
@@ -393,11 +390,17 @@ def test_refusals_of_the_service_or_the_key_say_why(client, net):
 
 
 def test_an_idempotency_key_belongs_to_the_organisation_that_sent_it(client, net):
+    """The same key from another organisation, sent first, is another referral; a replay
+    answers with the sender's own referral of that key, not another of its referrals."""
     body = referral_body(net["service"].id)
-    first = send(client, net["sender"], body, key="case-1")
     other = send(client, net["stranger"], body, key="case-1")
-    assert (first.status_code, other.status_code) == (201, 201)
-    assert first.get_json()["id"] != other.get_json()["id"]
+    sent = {key: send(client, net["sender"], body, key=key) for key in ("case-0", "case-1")}
+    assert [r.status_code for r in (other, *sent.values())] == [201, 201, 201]
+    assert other.get_json()["id"] != sent["case-1"].get_json()["id"]
+    for party, first in ((net["sender"], sent["case-1"]), (net["stranger"], other)):
+        replay = send(client, party, body, key="case-1")
+        assert replay.status_code == 200
+        assert replay.get_json()["id"] == first.get_json()["id"]
 
 
 def test_the_subjects_age_and_district_are_kept_as_sent(client, net):
@@ -481,6 +484,7 @@ def test_a_focal_point_sees_a_referral_through_the_childs_or_the_services_provin
     referral = sent_to(
         client, net["sender"], siem_reap_service.id, subject__province=PREAH_SIHANOUK
     )
+    make_service(make_org(province=PREAH_SIHANOUK), categories=["detox"])  # not this child's
     for province in (SIEM_REAP, PREAH_SIHANOUK):
         assert _seen_by(client, _focal(app, province), referral) == (True, True)
     assert _seen_by(client, _focal(app, BATTAMBANG), referral) == (False, False)
