@@ -475,6 +475,7 @@ def test_a_disabled_callback_and_an_unverified_service_reach_the_org_admins(
     assert [m["Subject"] for m in to_admin] == [
         f"Callback to https://example.org/hook stopped {DASH} fix it, then resume it"
     ]
+    assert "Why: The partner answered 410 Gone." in whole(to_admin[0])
     assert mail.to(parties.english.email) == []
     frozen(notifications.next_digest(clock.now()))
     drain(app)
