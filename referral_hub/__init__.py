@@ -81,11 +81,11 @@ def create_app(config=None):
     from .auth import admin_views, keys, oauth_api, oauth_server, revocation, tokens, views
     from .auth import api as auth_api
     from .callbacks import api as callbacks_api
+    from .callbacks import subscribers
     from .callbacks import views as callback_views
     from .callbacks.dispatcher import Dispatcher
-    from .callbacks.subscribers import Subscribers
     from .directory import api as directory_api
-    from .directory import capacity_views, curation_views, hsds_api
+    from .directory import capacity_views, curation_views, hsds_api, published
     from .directory import views as directory_views
     from .federation import api as federation_api
     from .federation import views as peer_views
@@ -105,7 +105,8 @@ def create_app(config=None):
     app.extensions["hub_verified_tokens"] = tokens.VerifiedTokens()
     app.extensions["hub_oauth_server"] = oauth_server.create_server(app)
     app.extensions["hub_dispatcher"] = Dispatcher(app)
-    app.extensions["hub_subscribers"] = Subscribers(app)
+    app.extensions[subscribers.NAME] = subscribers.cache(app)
+    app.extensions[published.NAME] = published.cache(app)
     app.extensions["hub_forwarder"] = forwarder(app)
     app.extensions["hub_sequencer"] = audit_service.sequencer(app)
     app.extensions["hub_notifier"] = Notifier(app)

@@ -14,10 +14,12 @@ def after_commit(mark, action):
     _ACTIONS[mark] = action
 
 
-def mark(name):
-    """Mark the current transaction; returns whether it was marked already."""
-    marked = db.session.info.get(name, False)
-    db.session.info[name] = True
+def mark(name, session=None):
+    """Mark the current transaction (of `session`, else db.session); returns whether it was
+    marked already."""
+    info = (session or db.session).info
+    marked = info.get(name, False)
+    info[name] = True
     return marked
 
 

@@ -15,13 +15,15 @@ class ChannelListener:
     """Calls `on_notify()` after each batch of NOTIFYs on `channel`, from a thread holding one
     connection of its own (out of the pool, so LISTEN stays with it). `listening` is set only
     while the LISTEN is in place: a cache that relies on it must not trust itself otherwise,
-    and `on_listening()` runs each time it is (re)established, for what changed meanwhile."""
+    and `on_listening()` runs each time it is (re)established, for what changed meanwhile.
+    NOTIFYs whose payload is `ignored` (this process's own, already acted on) are not heard."""
 
-    def __init__(self, app, channel, on_notify, on_listening=None):
+    def __init__(self, app, channel, on_notify, on_listening=None, ignored=None):
         self.app = app
         self.channel = channel
         self.on_notify = on_notify
         self.on_listening = on_listening or on_notify
+        self.ignored = ignored
         self.listening = threading.Event()
         self._stopping = threading.Event()
         self._thread = None
@@ -64,6 +66,7 @@ class ChannelListener:
         while not self._stopping.is_set():
             if select.select([connection], [], [], STOP_CHECK_SECONDS)[0]:
                 connection.poll()
-                if connection.notifies:
-                    connection.notifies.clear()
+                heard = [n for n in connection.notifies if n.payload != self.ignored]
+                connection.notifies.clear()
+                if heard:
                     self.on_notify()

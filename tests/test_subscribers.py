@@ -12,6 +12,7 @@ from referral_hub.callbacks import subscribers
 from referral_hub.callbacks.models import Delivery, Subscription
 from referral_hub.extensions import db
 
+from .caches import listening
 from .conftest import hub_config
 from .referral_fixtures import network
 from .test_callbacks import new_referral, stored, subscribe
@@ -22,13 +23,6 @@ TARGET = "http://127.0.0.1:9/callbacks"  # nothing is delivered in these tests
 @pytest.fixture
 def net(app, client):
     return network(app, client)
-
-
-def listening(app):
-    """On PostgreSQL the copy is kept only once the process listens for changes."""
-    if db.engine.dialect.name == "postgresql":
-        listener = app.extensions["hub_subscribers"]._listener
-        assert listener is not None and listener.listening.wait(5)
 
 
 def test_events_find_their_subscriptions_without_a_query(app, client, net, statements):
@@ -58,7 +52,7 @@ def test_a_subscription_made_by_another_process_is_heard(
     app, client, net, database_url, live_port, monkeypatch
 ):
     """PostgreSQL: at once, by NOTIFY. SQLite: within the copy's lifetime."""
-    monkeypatch.setattr(subscribers, "COPY_SECONDS", 1.0)
+    monkeypatch.setattr(app.extensions[subscribers.NAME], "seconds", 1.0)
     new_referral(client, net)
     listening(app)
     new_referral(client, net)  # the copy says: nobody subscribes

@@ -3,41 +3,9 @@ audit entry for echoing a change's answer (issue 13)."""
 
 import uuid
 
-from sqlalchemy import event
-
-from referral_hub.extensions import db
-
+from .caches import listening
+from .costs import cost
 from .referral_fixtures import move, network, referral_body, send
-from .test_subscribers import listening
-
-
-def _counting():
-    """SQL statements and transactions sent while the block runs."""
-    seen = {"statements": 0, "commits": 0}
-
-    def statement(_connection, _cursor, sql, *_args):
-        # The deny-list is read again every REVOCATION_CACHE_SECONDS, whatever the request.
-        if "token_revocations" not in sql:
-            seen["statements"] += 1
-
-    def commit(*_args):
-        seen["commits"] += 1
-
-    return seen, statement, commit
-
-
-def _cost(action):
-    seen, statement, commit = _counting()
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
-    try:
-        result = action()
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
-    return result, seen
-
 
 # Statements and commits of each API call, on SQLite and PostgreSQL alike. Before issue 13
 # (2026-12-06): create 12 and 2 commits, status change 11 and 2, read 4 and 1. (Until this
@@ -61,13 +29,13 @@ def test_a_create_a_status_change_and_a_read_cost_what_they_are_pinned_at(app, c
     listening(app)  # the copy of the subscriptions is trusted from now on
     send(client, net["sender"], body)  # caches warmed
     key = str(uuid.uuid4())
-    created, create = _cost(lambda: send(client, net["sender"], body, key=key))
-    replayed, replay = _cost(lambda: send(client, net["sender"], body, key=key))
+    created, create = cost(lambda: send(client, net["sender"], body, key=key))
+    replayed, replay = cost(lambda: send(client, net["sender"], body, key=key))
     referral = created.get_json()
     assert replayed.get_json() == referral
-    moved, status = _cost(lambda: move(client, net["receiver"], referral, "received"))
+    moved, status = cost(lambda: move(client, net["receiver"], referral, "received"))
     url = f"/api/v1/referrals/{referral['id']}"
-    read, reading = _cost(lambda: client.get(url, headers=net["receiver"].headers))
+    read, reading = cost(lambda: client.get(url, headers=net["receiver"].headers))
     assert [r.status_code for r in (created, replayed, moved, read)] == [201, 200, 200, 200]
     costs = {"create": create, "replay": replay, "status change": status, "read": reading}
     assert costs == PINNED

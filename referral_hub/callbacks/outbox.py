@@ -1,12 +1,12 @@
 """Turn referral events into deliveries, in the same transaction as the change."""
 
-from flask import current_app
 from sqlalchemy import String, insert, literal, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from .. import clock, commit_hooks
 from ..extensions import db
+from . import subscribers
 from .models import Delivery, Subscription
 
 CHANNEL = "referral_hub_callbacks"  # PostgreSQL NOTIFY channel of commits that enqueued
@@ -68,7 +68,7 @@ def enqueue(event, referral):
         "receiver": referral.receiver_organization_id,
     }
     wanted = sorted({organizations[p] for p in parties})
-    subscription_ids = current_app.extensions["hub_subscribers"].of(wanted, event.type)
+    subscription_ids = subscribers.of(wanted, event.type)
     if not subscription_ids:
         return 0
     columns = Delivery.__table__.c

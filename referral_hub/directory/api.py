@@ -6,7 +6,7 @@ from ..auth.principal import protected
 from ..extensions import db
 from ..pagination import PageArgs
 from ..request_handling import json_body
-from . import documents, reference, search, service
+from . import documents, published, reference, service
 from .schemas import (
     CapacityUpdate,
     ChangeView,
@@ -76,10 +76,7 @@ def _document(service_id, principal):
 def search_services(principal):
     args = SEARCH_ARGS.load(request.args)
     page_args = {"limit": args.pop("limit"), "cursor": args.pop("cursor")}
-    show_confidential = service.sees_confidential_addresses(principal)
-    hits, next_cursor = search.search_services(args, page_args, show_confidential)
-    items = [{**hit.pop("service"), **hit} for hit in hits]
-    return {"items": items, "next_cursor": next_cursor}
+    return published.search_page(args, page_args, service.sees_confidential_addresses(principal))
 
 
 @bp.post("/services")
@@ -95,7 +92,8 @@ def create_service(principal):
 @bp.get("/services/<uuid:service_id>")
 @protected("directory:read")
 def get_service(service_id, principal):
-    return _document(str(service_id), principal)
+    show_confidential = service.sees_confidential_addresses(principal)
+    return published.service_document(str(service_id), show_confidential)
 
 
 @bp.patch("/services/<uuid:service_id>")

@@ -52,7 +52,7 @@ def next_reference(organization_id):
             reference_year=year,
         )
         .returning(Organization.short_code, Organization.reference_count)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, publishes=False)
     ).one()
     return f"{code or _give_code(organization_id)}-{year % 100:02d}-{count:04d}"
 
@@ -72,7 +72,7 @@ def _give_code(organization_id):
                     update(Organization)
                     .where(Organization.id == organization_id)
                     .values(short_code=candidate)
-                    .execution_options(synchronize_session=False)
+                    .execution_options(synchronize_session=False, publishes=False)
                 )
             return candidate
         except IntegrityError:
