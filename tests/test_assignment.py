@@ -5,6 +5,7 @@ import pytest
 from referral_hub.audit.models import PendingAuditEntry
 from referral_hub.directory import service as directory_service
 from referral_hub.extensions import db
+from referral_hub.referrals import service
 from referral_hub.referrals.models import Referral
 
 from .factories import make_org, make_user, user_tokens
@@ -166,3 +167,25 @@ def test_a_person_signed_in_through_an_app_needs_a_caseworker_role(app, client, 
     caseworker_token = user_tokens(app, net["colleague"], "referrals:write")["access_token"]
     party = Party(caseworker_token, receiver_org.id)
     assert assign(client, party, net["referral"], net["caseworker"].id).status_code == 200
+
+
+def test_the_people_to_choose_from_are_the_receivers_active_caseworkers_by_name(net):
+    receiver_org = directory_service.get_organization(net["receiver"].organization_id)
+    sender_org = directory_service.get_organization(net["sender"].organization_id)
+    disabled = make_user(receiver_org)
+    disabled.active = False
+    make_user(receiver_org, roles=["focal_point"], provinces=["17"])
+    make_user(sender_org)
+    named = [
+        ("Bopha", "b1@example.org"),
+        ("Atith", "z@example.org"),
+        ("Bopha", "a0@example.org"),
+    ]
+    bopha_1, atith, bopha_0 = (make_user(receiver_org, email=email) for _, email in named)
+    for user, (name, _) in zip((bopha_1, atith, bopha_0), named, strict=True):
+        user.name = name
+    net["caseworker"].name, net["colleague"].name = "Chan", "Dara"
+    db.session.commit()
+    chosen = service.assignable_users(receiver_org.id)
+    expected = [atith, bopha_0, bopha_1, net["caseworker"], net["colleague"]]
+    assert [user.id for user in chosen] == [user.id for user in expected]

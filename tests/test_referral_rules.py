@@ -214,6 +214,14 @@ def test_awaiting_answer_is_the_organisations_unanswered_most_urgent_first(clien
     )
 
 
+def test_awaiting_answer_puts_the_nearest_deadline_first(client, net, at):
+    made = []
+    for minutes in range(6):  # one urgency, so the deadlines come in the order sent
+        at(MOMENT + timedelta(minutes=minutes))
+        made.append(sent_to(client, net["sender"], net["service"].id, urgency="normal")["id"])
+    assert [r.id for r in service.awaiting_answer(principal_of(net["receiver"]))] == made
+
+
 def test_consent_ends_at_the_very_moment_it_expires_and_the_log_says_so(client, app, net, at):
     expiry = MOMENT + timedelta(days=10)
     referral = sent_to(
