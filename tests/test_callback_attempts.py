@@ -321,7 +321,10 @@ def test_a_subscription_failing_for_the_configured_days_is_disabled(partner_id, 
         assert record_one(item, 500) == disabled
     # failing since T as the last claim read it: exactly the limit, so it is disabled
     found = subscription(partner_id)
-    assert found.status == "disabled" and "too long" in found.disabled_reason
+    assert (found.status, found.disabled_reason) == (
+        "disabled",
+        "No successful delivery for too long.",
+    )
     assert found.failing_since == T
     assert {d.status for d in db.session.scalars(db.select(Delivery))} == {"failed"}
 

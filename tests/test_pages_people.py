@@ -147,6 +147,11 @@ def test_home_lists_only_the_referrals_assigned_to_me_when_asked(app):
     assert mine_id in mine and other_id not in mine
     assert "Referrals assigned to you" in mine and 'id="sent"' not in mine
     assert other_id not in text(receiver.get("/home?assigned=me"))
+    for referral_id in (mine_id, other_id):  # accepted: from awaiting an answer to in hand
+        db.session.get(Referral, referral_id).status = "accepted"
+    db.session.commit()
+    mine = text(browser.get("/home?assigned=me"))
+    assert mine_id in mine and other_id not in mine
 
 
 def test_a_service_without_phone_or_email_says_whom_to_ask(app):

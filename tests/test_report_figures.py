@@ -262,7 +262,9 @@ def test_a_monthly_report_covers_whole_months_by_default_the_last_one():
     for wrong in ("2026-13", "2026", "March", "9999-12", "0001-03"):
         with pytest.raises(InvalidInput) as raised:
             reports.month_days(wrong, None, 6)
-        assert raised.value.errors[0]["field"] == "month"
+        message = "Choose a month as year-month, for example 2026-03."
+        assert raised.value.detail == message
+        assert raised.value.errors == [{"field": "month", "message": message}]
 
 
 def test_a_percentile_of_one_answer_is_that_answer_and_of_none_is_none():
