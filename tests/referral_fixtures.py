@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from referral_hub import clock
+from referral_hub.extensions import db
+from referral_hub.federation.models import Forward, Peer
+from referral_hub.referrals.models import Referral
 
 from .factories import (
     bearer,
@@ -134,3 +137,25 @@ def client_actor(party):
         "client:"
         + json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["client_id"]
     )
+
+
+def forwarded_to_a_peer(referral_ids):
+    """The referrals as forwarded to a peer hub, each with two steps (as the outbox writes)."""
+    peer = Peer(name="Siem Reap network")
+    db.session.add(peer)
+    db.session.flush()
+    for referral_id in referral_ids:
+        referral = db.session.get(Referral, referral_id)
+        referral.peer_id, referral.forwarding = peer.id, "forwarded"
+        for action, status in (("create", "done"), ("withdraw", "pending")):
+            db.session.add(
+                Forward(
+                    referral_id=referral_id,
+                    peer_id=peer.id,
+                    action=action,
+                    status=status,
+                    next_attempt_at=referral.created_at,
+                    last_error="peer busy" if status == "pending" else None,
+                )
+            )
+    db.session.commit()

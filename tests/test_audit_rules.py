@@ -12,8 +12,9 @@ from referral_hub import clock
 from referral_hub.audit import service as audit
 from referral_hub.audit.models import GENESIS_HASH, AuditEntry
 from referral_hub.extensions import db
+from referral_hub.web.session import principal_of
 
-from .factories import bearer
+from .factories import bearer, make_org, make_user
 from .test_audit import ORG, append, chain, coordinator, tamper
 
 
@@ -220,3 +221,16 @@ def test_sealing_everything_counts_every_batch():
     db.session.commit()
     assert audit.seal_all() == audit.SEAL_BATCH + 3
     assert audit.verify()["checked"] == audit.SEAL_BATCH + 3
+
+
+def test_the_log_page_reads_newest_first_a_page_at_a_time():
+    append(3, resource_type="probe")
+    reader = principal_of(make_user(make_org(), roles=["coordinator"]))
+    pages, cursor = [], None
+    while True:
+        page_args = {"limit": 2, "cursor": cursor}
+        rows, cursor = audit.entries(reader, {"resource_type": "probe"}, page_args, True)
+        pages.append([row.resource_id for row in rows])
+        if cursor is None:
+            break
+    assert pages == [["r2", "r1"], ["r0"]]

@@ -19,6 +19,7 @@ from referral_hub.federation import callbacks, forwarding, mirror, outbox, peeri
 from referral_hub.federation.models import Forward, Peer
 from referral_hub.referrals import service as referrals
 from referral_hub.referrals.models import Referral, ReferralEvent
+from referral_hub.referrals.presentation import present
 
 from .factories import (
     add_location,
@@ -30,7 +31,12 @@ from .factories import (
     make_service,
 )
 from .pages import signed_in, submit, text
-from .referral_fixtures import client_party, referral_body
+from .referral_fixtures import (
+    client_party,
+    forwarded_to_a_peer,
+    network,
+    referral_body,
+)
 
 
 def _peer_token(client, invitation, scope="directory:read federation"):
@@ -465,3 +471,30 @@ def test_the_peers_answers_are_mirrored_on_the_senders_copy(client):
         ("peer:kampot", None, "referral", {"from": "received", "to": "accepted", "version": 3}),
         ("peer:kampot", None, "referral", {"from": "accepted", "to": "completed", "version": 4}),
     ]
+
+
+def test_a_list_shows_each_referral_as_a_read_presents_it_forwarding_steps_and_peer_included(
+    app, client
+):
+    """The API list reads plain rows, not the ORM referral that presentation.present takes."""
+    net = network(app, client)
+    sent = [
+        client.post(
+            "/api/v1/referrals",
+            json=referral_body(net["service"].id),
+            headers=net["sender"].headers,
+        )
+        for _ in range(3)
+    ]
+    ids = [response.get_json()["id"] for response in sent]
+    forwarded_to_a_peer(ids[:2])
+    items = client.get("/api/v1/referrals", headers=net["sender"].headers).get_json()["items"]
+    db.session.expire_all()
+    expected = [present(db.session.get(Referral, referral_id)) for referral_id in ids]
+    assert items == [json.loads(app.json.dumps(view)) for view in expected]
+    assert [len(item["forwarded_steps"]) for item in items] == [2, 2, 0]
+    assert items[0]["peer"] == {
+        "id": items[0]["peer"]["id"],
+        "name": "Siem Reap network",
+        "former": False,
+    }
