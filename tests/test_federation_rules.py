@@ -36,6 +36,7 @@ from .referral_fixtures import (
     forwarded_to_a_peer,
     network,
     referral_body,
+    send,
 )
 
 
@@ -478,15 +479,10 @@ def test_a_list_shows_each_referral_as_a_read_presents_it_forwarding_steps_and_p
 ):
     """The API list reads plain rows, not the ORM referral that presentation.present takes."""
     net = network(app, client)
-    sent = [
-        client.post(
-            "/api/v1/referrals",
-            json=referral_body(net["service"].id),
-            headers=net["sender"].headers,
-        )
+    ids = [
+        send(client, net["sender"], referral_body(net["service"].id)).get_json()["id"]
         for _ in range(3)
     ]
-    ids = [response.get_json()["id"] for response in sent]
     forwarded_to_a_peer(ids[:2])
     items = client.get("/api/v1/referrals", headers=net["sender"].headers).get_json()["items"]
     db.session.expire_all()
@@ -498,3 +494,21 @@ def test_a_list_shows_each_referral_as_a_read_presents_it_forwarding_steps_and_p
         "name": "Siem Reap network",
         "former": False,
     }
+
+
+def test_a_withdrawal_of_consent_or_an_erasure_follows_the_referral_to_the_peer(client):
+    _peer, entry = _mirrored_service()
+    sender = client_party(client, make_org())
+    steps = {}
+    for erase in (False, True):
+        sent = send(client, sender, referral_body(entry["id"])).get_json()
+        withdrawn = client.post(
+            f"/api/v1/referrals/{sent['id']}/consent/withdraw",
+            json={"erase": erase},
+            headers=sender.headers,
+        )
+        assert withdrawn.status_code == 200, withdrawn.get_json()
+        steps[erase] = db.session.scalars(
+            db.select(Forward.action).filter_by(referral_id=sent["id"]).order_by(Forward.id)
+        ).all()
+    assert steps == {False: ["create", "consent_withdraw"], True: ["create", "erase"]}

@@ -20,6 +20,7 @@ from referral_hub.web.session import principal_of as user_principal
 from .factories import add_location, bearer, make_org, make_service, make_user, user_tokens
 from .referral_fixtures import (
     REMOVE,
+    Party,
     client_actor,
     move,
     network,
@@ -509,6 +510,18 @@ def test_a_focal_point_sees_a_referral_through_the_childs_or_the_services_provin
     both = sent_to(client, net["sender"], siem_reap_service.id)
     both_found = db.session.get(Referral, both["id"])
     assert visibility.focal_reasons(_principal(SIEM_REAP), both_found) == list(visibility.REASONS)
+
+
+def test_a_focal_point_of_the_receiving_organisation_sees_its_referrals_from_anywhere(
+    app, client, net
+):
+    """A member of the receiving organisation, whatever provinces they watch."""
+    receiver = make_org(province=BATTAMBANG)
+    service = make_service(receiver, categories=["detox"], areas=[BATTAMBANG, PREAH_SIHANOUK])
+    focal = make_user(receiver, ["focal_point"], [SIEM_REAP])
+    party = Party(user_tokens(app, focal, "referrals:read")["access_token"], receiver.id)
+    referral = sent_to(client, net["sender"], service.id, subject__province=PREAH_SIHANOUK)
+    assert _seen_by(client, party, referral) == (True, True)
 
 
 def test_a_service_is_in_the_province_of_a_place_it_is_given_too(app, client, net):

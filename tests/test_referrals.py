@@ -268,6 +268,7 @@ def test_erasure_leaves_a_tombstone_and_no_personal_data_in_the_database(client,
     )
     assert row["status"] == "sent" and row["erased_at"] is not None
     assert all(row[f"{c}_data"] is None for c in ("identity", "contact", "health", "case_history"))
+    assert (row["consent_justification_data"], row["eligibility_override_data"]) == (None, None)
 
 
 def test_personal_data_is_encrypted_at_rest(client, net):

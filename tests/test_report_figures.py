@@ -55,9 +55,15 @@ def test_a_period_is_one_day_to_ten_years():
     assert reports.period(day, day, ZONE) == (day, day, MIDNIGHT_2_MARCH, MIDNIGHT_3_MARCH)
     ten_years = day - timedelta(days=reports.MAX_DAYS)
     assert reports.period(ten_years, day, ZONE)[0] == ten_years
-    for first, last in ((day, day - timedelta(days=1)), (ten_years - timedelta(days=1), day)):
-        with pytest.raises(InvalidInput):
+    wrong = {
+        (day, day - timedelta(days=1)): "The first day is after the last day.",
+        (ten_years - timedelta(days=1), day): "Choose a period of at most ten years.",
+    }
+    for (first, last), message in wrong.items():
+        with pytest.raises(InvalidInput) as raised:
             reports.period(first, last, ZONE)
+        assert raised.value.detail == message
+        assert raised.value.errors == [{"field": "from", "message": message}]
 
 
 def test_a_wrong_period_is_a_problem_naming_the_from_field(app, client):
@@ -286,3 +292,16 @@ def test_reasons_are_given_to_a_focal_point_only_not_to_one_who_is_also_coordina
     ):
         reader = principal_of(make_user(make_org(), roles=roles, provinces=["17"]))
         assert reports.summary(reader, day, day, ZONE)["by_reach"] == reach
+
+
+def test_needs_of_children_of_no_known_province_come_before_each_province(app, client):
+    parties = network(app, client)
+    service = make_service(make_org(), categories=["detox"], areas=["17"])
+    for _ in range(2):
+        _sent(client, parties["sender"], service, needs=["detox"])
+    db.session.scalars(db.select(Referral)).first().subject_province = None  # the column allows it
+    db.session.commit()
+    assert reports.summary(_coordinator(), zone=ZONE)["by_category_and_province"] == [
+        {"category": "detox", "province": None, "count": 1},
+        {"category": "detox", "province": "17", "count": 1},
+    ]
