@@ -2,6 +2,7 @@
 what `verify` tells an auditor about each kind of break."""
 
 import hashlib
+import logging
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -234,3 +235,41 @@ def test_the_log_page_reads_newest_first_a_page_at_a_time():
         if cursor is None:
             break
     assert pages == [["r2", "r1"], ["r0"]]
+
+
+def test_a_seal_later_than_the_setting_is_logged_and_verify_gives_the_longest_wait(caplog):
+    """The setting is 2 s. Entries recorded at T, T+0.45678 s, T+2.49877 s and T+4 s: the
+    first two sealed together at T+0.6 s, the others one by one at T+6 s (3.50123 s late, then
+    exactly 2 s)."""
+    moment = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    hub_log = logging.getLogger("referral_hub")  # it does not propagate to the root logger
+    hub_log.addHandler(caplog.handler)
+
+    def at(seconds):
+        clock.freeze(moment + timedelta(seconds=seconds))
+
+    def warnings():
+        found = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        caplog.clear()
+        return found
+
+    try:
+        for recorded in (0, 0.45678):
+            at(recorded)
+            audit.record("system", None, "referral.expired", "referral", f"r{recorded}")
+            db.session.commit()
+        at(0.25)
+        assert audit.verify()["sealing"]["oldest_pending_seconds"] == 0.25
+        at(0.6)
+        assert (audit.seal(batch=2), warnings()) == (2, [])
+        for recorded in (2.49877, 4):
+            at(recorded)
+            audit.record("system", None, "referral.expired", "referral", f"r{recorded}")
+            db.session.commit()
+        at(6)
+        assert (audit.seal(batch=1), warnings()) == (1, ["audit entries waited 3.5 s to be sealed"])
+        assert (audit.seal(batch=1), warnings()) == (1, [])
+    finally:
+        clock.freeze(None)
+        hub_log.removeHandler(caplog.handler)
+    assert audit.verify()["sealing"]["longest_seal_delay_seconds"] == 3.501
