@@ -496,7 +496,7 @@ def test_a_list_shows_each_referral_as_a_read_presents_it_forwarding_steps_and_p
     }
 
 
-def test_a_withdrawal_of_consent_or_an_erasure_follows_the_referral_to_the_peer(client):
+def test_a_withdrawal_or_erasure_follows_the_referral_to_the_peer(client):
     _peer, entry = _mirrored_service()
     sender = client_party(client, make_org())
     steps = {}
@@ -512,3 +512,14 @@ def test_a_withdrawal_of_consent_or_an_erasure_follows_the_referral_to_the_peer(
             db.select(Forward.action).filter_by(referral_id=sent["id"]).order_by(Forward.id)
         ).all()
     assert steps == {False: ["create", "consent_withdraw"], True: ["create", "erase"]}
+    sent = send(client, sender, referral_body(entry["id"])).get_json()
+    withdrawn = client.post(
+        f"/api/v1/referrals/{sent['id']}/status",
+        json={"status": "withdrawn"},
+        headers={**sender.headers, "If-Match": f'"{sent["version"]}"'},
+    )
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    actions = db.session.scalars(
+        db.select(Forward.action).filter_by(referral_id=sent["id"]).order_by(Forward.id)
+    ).all()
+    assert actions == ["create", "withdraw"]

@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from referral_hub import clock
 from referral_hub.audit import service as audit
@@ -579,3 +580,76 @@ def test_a_list_that_a_referral_enters_for_several_reasons_shows_it_once_in_orde
     # Siem Reap's focal point: child and service both there, the service only, the child only.
     assert _every_page(client, net["focal_in"], size=3) == order
     assert _every_page(client, net["coordinator"], size=5) == order
+
+
+def _change(client, party, referral, body, version="current"):
+    headers = dict(party.headers)
+    if version is not None:
+        headers["If-Match"] = f'"{referral["version"] if version == "current" else version}"'
+    response = client.post(f"/api/v1/referrals/{referral['id']}/status", json=body, headers=headers)
+    return response.status_code, response.get_json()
+
+
+def test_each_refused_change_says_why_in_plain_words_at_its_field(app, client, net):
+    sender, receiver = net["sender"], net["receiver"]
+    referral = sent_to(client, sender, net["service"].id)
+    coordinator = user_party(app, ["coordinator"])  # knows every referral, changes none
+    status, body = _change(client, coordinator, referral, {"status": "withdrawn"})
+    assert (status, body["detail"]) == (403, "Only the sender and the receiver change a referral.")
+    status, body = _change(client, sender, referral, {"status": "accepted"})
+    assert (status, body["detail"]) == (
+        409,
+        "A sender cannot move a referral from sent to accepted.",
+    )
+    status, body = _change(client, receiver, referral, {"status": "received"}, version=None)
+    assert (status, body["detail"]) == (
+        428,
+        "Send If-Match with the referral's version (its ETag).",
+    )
+    status, body = _change(client, receiver, referral, {"status": "received"}, version=7)
+    assert (status, body["detail"], body["current_version"]) == (
+        412,
+        "The referral is at version 1; reload it and try again.",
+        1,
+    )
+    received = move(client, receiver, referral, "received").get_json()
+    reasons = "no_capacity, not_eligible, out_of_area, could_not_contact, other"
+    refusals = [
+        ("declined", {}, "reason", f"A decline needs a reason: one of {reasons}."),
+        (
+            "accepted",
+            {"suggested_service_id": net["service"].id},
+            "suggested_service_id",
+            "Only a decline suggests another service.",
+        ),
+        (
+            "declined",
+            {"reason": "no_capacity", "suggested_service_id": str(uuid.uuid4())},
+            "suggested_service_id",
+            "No such service.",
+        ),
+    ]
+    for to, fields, field, message in refusals:
+        status, body = _change(client, receiver, received, {"status": to, **fields})
+        assert (status, body["detail"], body["errors"]) == (
+            422,
+            message,
+            [{"field": field, "message": message}],
+        )
+    accepted = move(client, receiver, received, "accepted").get_json()
+    working = move(client, receiver, accepted, "in_progress").get_json()
+    status, body = _change(client, receiver, working, {"status": "completed"})
+    message = "A completion needs an outcome."
+    assert (status, body["errors"]) == (422, [{"field": "outcome", "message": message}])
+
+
+def test_an_answer_clears_the_overdue_flag_and_a_receipt_keeps_it(client, net):
+    referral = sent_to(client, net["sender"], net["service"].id)
+    flagged = sa.update(Referral).where(Referral.id == referral["id"]).values(overdue=True)
+    db.session.execute(flagged)  # as the deadline job flags it, the version unchanged
+    db.session.commit()
+    flags = []
+    for status in ("received", "accepted"):
+        referral = move(client, net["receiver"], referral, status).get_json()
+        flags.append(db.session.get(Referral, referral["id"]).overdue)
+    assert flags == [True, False]
