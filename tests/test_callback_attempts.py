@@ -352,3 +352,15 @@ def test_a_delivery_settled_or_gone_while_its_attempt_ran_is_left_as_it_is(clien
         ).all()
         == []
     )
+
+
+def test_a_batch_with_a_success_first_still_disables_a_gone_partner(client, partner_id):
+    other_partner = subscribe(client)["id"]
+    fine, gone = due(other_partner, 1), due(partner_id, 2)
+    items = {item.id: item for item in attempts.claim(10)}
+    batch = [answered(items[fine], 200), answered(items[gone], 410)]
+    assert attempts.record(batch) == {partner_id}
+    assert (subscription(other_partner).status, subscription(partner_id).status) == (
+        "active",
+        "disabled",
+    )
