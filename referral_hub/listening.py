@@ -13,7 +13,7 @@ RETRY_SECONDS = 1.0  # after a lost connection
 
 class ChannelListener:
     """Calls `on_notify()` after each batch of NOTIFYs on `channel`, from a thread holding one
-    connection of its own (out of the pool, so LISTEN stays with it). `listening` is set only
+    connection of its own (not the pool's, so LISTEN stays with it). `listening` is set only
     while the LISTEN is in place: a cache that relies on it must not trust itself otherwise,
     and `on_listening()` runs each time it is (re)established, for what changed meanwhile.
     NOTIFYs whose payload is `ignored` (this process's own, already acted on) are not heard."""
@@ -45,10 +45,7 @@ class ChannelListener:
     def _run(self):
         while not self._stopping.is_set():
             try:
-                with self.app.app_context():
-                    pooled = db.engine.raw_connection()
-                connection = pooled.driver_connection
-                pooled.detach()
+                connection = self._connect()
                 try:
                     self._listen(connection)
                 finally:
@@ -57,6 +54,14 @@ class ChannelListener:
             except Exception:
                 log.exception("listening on %s failed; trying again", self.channel)
                 self._stopping.wait(RETRY_SECONDS)
+
+    def _connect(self):
+        """A connection of its own, made apart from the pool: taking one from the pool could
+        take one the database has dropped, unseen by the pool, or leave the pool short."""
+        with self.app.app_context():
+            engine = db.engine
+        args, options = engine.dialect.create_connect_args(engine.url)
+        return engine.dialect.connect(*args, **options)
 
     def _listen(self, connection):
         connection.autocommit = True
