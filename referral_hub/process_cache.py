@@ -90,6 +90,11 @@ class ProcessCache:
             self._values.clear()
             self._weight = 0
 
+    def stop(self):
+        """Stop listening: for a hub that goes away while its process goes on (a test's)."""
+        if self.listener is not None:
+            self.listener.stop()
+
     def _told_of_changes(self):
         """Whether other processes' changes reach this one: on PostgreSQL, while it listens
         (started here, in the process that serves: a forked worker listens for itself)."""

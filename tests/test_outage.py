@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from referral_hub import create_app
+from referral_hub.callbacks import subscribers
+from referral_hub.directory import published
 from referral_hub.extensions import db
 
 from .conftest import hub_config
@@ -166,6 +168,8 @@ def stoppable(request, empty_database_url, live_port):
     with hub_on_it.app_context():
         upgrade()
     yield hub_on_it, allow_connections
+    for cache in (subscribers.NAME, published.NAME):  # their threads would outlive the test
+        hub_on_it.extensions[cache].stop()
     with hub_on_it.app_context():
         db.engine.dispose()
     allow_connections(True)
@@ -231,6 +235,7 @@ def test_a_logged_sql_error_keeps_its_statement_and_loses_its_values(database_ur
         logging.getLogger("referral_hub.test").exception("a query failed")
     finally:
         engine.dispose()
-    (line,) = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    (line,) = [line for line in lines if line["logger"] == "referral_hub.test"]
     assert "FROM no_such_table" in line["exception"]
     assert SEARCH_WORD not in line["exception"]
