@@ -283,6 +283,7 @@ def test_a_coordinator_finds_any_referral_by_reference_from_the_overdue_page(app
         ("\u179f\u17bb", "\u179f\u17bb."),  # a name that ends with its mark
         ("\u179f\u17d2\u179a\u17b8\u1798\u17bb\u17c6", "\u179f\u17d2\u179a\u17b8."),  # coeng, vowel
         ("\u1781\u17d2\u1798\u17c2\u179a", "\u1781\u17d2\u1798\u17c2."),  # coeng, then a vowel
+        ("\u179f\u17d2\u179a\u179f\u17cb", "\u179f\u17d2\u179a."),  # coeng, then a consonant
     ],
 )
 def test_an_initial_keeps_the_marks_written_on_its_letter(name, initial):
