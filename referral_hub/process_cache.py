@@ -20,8 +20,6 @@ from . import commit_hooks
 from .extensions import db
 from .listening import ChannelListener
 
-_CHANNELS = {}  # cache name -> its NOTIFY channel
-
 
 def changed(name, session=None):
     """Call in a transaction that changes what the cache `name` holds (once is enough)."""
@@ -30,8 +28,8 @@ def changed(name, session=None):
         return
     if session.get_bind().dialect.name == "postgresql":
         # This process forgets after the commit itself: its own NOTIFY is not heard (listening.py).
-        signed = current_app.extensions[name].signature()
-        session.connection().exec_driver_sql(f"NOTIFY {_CHANNELS[name]}, '{signed}'")
+        cache = current_app.extensions[name]
+        session.connection().exec_driver_sql(f"NOTIFY {cache.channel}, '{cache.signature()}'")
 
 
 class ProcessCache:
@@ -40,7 +38,7 @@ class ProcessCache:
     first."""
 
     def __init__(self, app, name, channel, seconds, size, weigh=None):
-        self.app, self.name, self.channel = app, name, channel
+        self.app, self.channel = app, channel
         self.seconds, self.size = seconds, size
         self.weigh = weigh or (lambda _value: 1)
         self._lock = threading.Lock()
@@ -49,7 +47,6 @@ class ProcessCache:
         self._generation = 0  # bumped by each forget: a read that began before is not kept
         self.listener = None
         self._listener_pid = None
-        _CHANNELS[name] = channel
         commit_hooks.after_commit(name, lambda extensions: extensions[name].forget())
 
     def get(self, key, read):
