@@ -420,7 +420,10 @@ SUMMARIES = db.select(
     ],
     Peer.name.label("peer_name"),
     Peer.status.label("peer_status"),
-).outerjoin(Peer, Peer.id == Referral.peer_id)
+)
+# Planned once per connection (prepared.py): planning a page was about as much of PostgreSQL's
+# work as running it, and each reason's first page is read from its index whatever the values.
+SUMMARIES = SUMMARIES.outerjoin(Peer, Peer.id == Referral.peer_id).execution_options(prepared=True)
 STEPS = db.select(
     Forward.referral_id,
     Forward.action,
