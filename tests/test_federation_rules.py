@@ -523,3 +523,15 @@ def test_a_withdrawal_or_erasure_follows_the_referral_to_the_peer(client):
         db.select(Forward.action).filter_by(referral_id=sent["id"]).order_by(Forward.id)
     ).all()
     assert actions == ["create", "withdraw"]
+
+
+def test_only_a_peer_hub_names_who_referred_and_nothing_is_written_otherwise(client):
+    """The two-hub test of this runs in other processes, where mutation testing cannot reach."""
+    local = make_service(make_org())
+    sender = client_party(client, make_org())
+    body = {**referral_body(local.id), "referrer": {"caseworker": "Vanna", "organization": "KNGO"}}
+    refused = client.post("/api/v1/referrals", json=body, headers=sender.headers)
+    assert refused.status_code == 422
+    message = "Only a peer hub names who referred at its end."
+    assert refused.get_json()["errors"] == [{"field": "referrer", "message": message}]
+    assert db.session.scalar(db.select(Referral.id)) is None
