@@ -535,3 +535,17 @@ def test_only_a_peer_hub_names_who_referred_and_nothing_is_written_otherwise(cli
     message = "Only a peer hub names who referred at its end."
     assert refused.get_json()["errors"] == [{"field": "referrer", "message": message}]
     assert db.session.scalar(db.select(Referral.id)) is None
+
+
+def test_a_peer_hub_cannot_send_on_to_a_third_network_through_this_one(client):
+    """A service this hub mirrors from one peer is not a service of this network to another."""
+    _, entry = _mirrored_service()
+    invitation = peering.invite("test", "Kampot network")
+    db.session.commit()
+    from_peer = bearer(_peer_token(client, invitation, "referrals:write referrals:read federation"))
+    body = {**referral_body(entry["id"]), "referrer": {"organization": "KNGO"}}
+    refused = client.post("/api/v1/referrals", json=body, headers=from_peer)
+    assert refused.status_code == 409
+    message = "Not a service of this network."
+    assert refused.get_json()["errors"] == [{"field": "service_id", "message": message}]
+    assert db.session.scalar(db.select(Referral.id)) is None
