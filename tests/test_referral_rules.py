@@ -359,6 +359,10 @@ def test_eligibility_limits_are_inclusive_and_each_problem_is_named(client, net)
         ("subject.age", "The service starts at 16."),
         ("subject.sex", "The service is for female subjects."),
     ]
+    assert send(client, sender, referral_body(girls.id)).get_json()["detail"] == (
+        "The subject is outside the service's eligibility; to refer anyway, send "
+        "eligibility_override with a reason."
+    )
     sent_to(
         client, sender, girls.id, subject__sex="female", subject__birth_year=clock.now().year - 16
     )
