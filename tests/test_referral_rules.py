@@ -149,6 +149,14 @@ def test_updated_since_lists_what_changed_from_that_moment_on(client, net, at):
 # Deadlines
 
 
+def test_a_deadline_counts_from_the_very_moment_the_referral_was_created(client, net):
+    """On the running clock, not a frozen one: the creation time and the deadline's start are
+    one reading of it."""
+    urgent = sent_to(client, net["sender"], net["service"].id, urgency="emergency")
+    created, deadline = (datetime.fromisoformat(urgent[k]) for k in ("created_at", "deadline_at"))
+    assert deadline - created == EMERGENCY_DEADLINE
+
+
 def test_a_referral_is_overdue_from_the_very_moment_of_its_deadline(client, net, at):
     urgent = sent_to(client, net["sender"], net["service"].id, urgency="emergency")
     calm = sent_to(client, net["sender"], net["service"].id, urgency="normal")
