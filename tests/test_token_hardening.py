@@ -7,6 +7,7 @@ known one with wrong credentials, so client ids cannot be enumerated.
 
 import base64
 import json
+import math
 import time
 import uuid
 
@@ -140,6 +141,24 @@ def test_a_key_rotated_by_another_process_is_used_within_the_reload_period(
         assert time.monotonic() < deadline, "the rotated key was not picked up in time"
         time.sleep(0.1)
     assert keys.key_cache().signing_key().kid == new_kid
+
+
+def test_a_key_rotated_by_another_process_is_used_at_once(
+    app, client, partner, database_url, live_port, monkeypatch
+):
+    """The first token naming a key this process has not read makes it read the keys again,
+    when no unknown kid has been looked for within the reload period."""
+    assert client.get(API_ROUTE, headers=bearer(partner["token"])).status_code == 200
+    monkeypatch.setattr(keys.key_cache(), "_looked_for_kid_at", -math.inf)
+    other = create_app(hub_config(database_url, live_port))
+    with other.app_context():
+        new_kid = keys.rotate().kid
+        token = client_token(
+            other.test_client(), partner["client_id"], partner["secret"], "directory:read"
+        )
+        db.engine.dispose()
+    assert jws.extract_compact(token.encode()).headers()["kid"] == new_kid
+    assert client.get(API_ROUTE, headers=bearer(token)).status_code == 200
 
 
 VOLATILE_HEADERS = {"Date", "X-Request-ID"}
