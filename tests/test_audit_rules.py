@@ -64,17 +64,23 @@ def test_detail_values_are_short_codes_numbers_booleans_null_or_short_lists_of_t
     }
     entry = audit.record("user:u1", ORG, "referral.read", "referral", "r1", details)
     assert entry.details == {**details, "categories": ["identity", "health"]}
-    refused = [
-        {"reason": "r" * 101},
-        {"fields": ["f"] * (audit.MAX_LIST + 1)},
-        {"count": 1.5},
-        {"fields": [{"name": "Sok"}]},
-        {"fields": [["nested"]]},
-        {"name": "Sok", "count": 1},
+    not_a_code = "must be a code, a number, a boolean or null"
+    too_long = "must be a code (no spaces or '@', at most 100 characters)"
+    too_many = f"has more than {audit.MAX_LIST} items"
+    refused = [  # each message names the key at fault, never its value
+        ({"reason": "r" * 101}, f"'reason' {too_long}"),
+        ({"fields": ["f"] * (audit.MAX_LIST + 1)}, f"'fields' {too_many}"),
+        ({"count": 1.5}, f"'count' {not_a_code}"),
+        ({"fields": [{"name": "Sok"}]}, f"'fields' {not_a_code}"),
+        ({"fields": [["nested"]]}, f"'fields' {not_a_code}"),
     ]
-    for details in refused:
-        with pytest.raises(ValueError, match="audit detail"):
+    for details, message in refused:
+        with pytest.raises(ValueError) as refusal:
             audit.check_details(details)
+        assert str(refusal.value) == f"audit detail {message}"
+    with pytest.raises(ValueError) as refusal:
+        audit.check_details({"name": "Sok", "count": 1, "email": "sok@example.org"})
+    assert str(refusal.value) == "audit details may not have the keys: email, name"
     db.session.rollback()
 
 
