@@ -147,6 +147,17 @@ def test_authorization_code_with_pkce_then_refresh_rotation(interactive):
     assert api_get(interactive, rotated["access_token"]).status_code == 200
 
 
+def test_a_users_token_speaks_for_the_users_organisation_not_the_clients(interactive):
+    """A network's shared app, registered by one organisation, used by another's caseworker."""
+    other = make_org()
+    user = make_user(other, roles=["org_admin", "caseworker"])
+    code, verifier = code_flow({**interactive, "user": user})
+    tokens = exchange(interactive, code, verifier).json()
+    claims = jwt.decode(tokens["access_token"], _jwks(interactive["base"])).claims
+    assert (claims["sub"], claims["org"]) == (user.id, other.id)
+    assert api_get({**interactive, "org": other}, tokens["access_token"]).status_code == 200
+
+
 def _jwks(base):
     return KeySet.import_key_set(HTTP().get(f"{base}/.well-known/jwks.json").json())
 

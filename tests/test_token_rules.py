@@ -3,6 +3,7 @@
 import time
 
 from referral_hub.auth import keys
+from referral_hub.auth.tokens import MAX_TOKEN_LENGTH
 
 from .factories import bearer
 from .tokens import claims_for, signed
@@ -58,6 +59,11 @@ def test_a_refused_token_is_told_why(app, client, partner):
     }
     for reason, token in reasons.items():
         assert client.get(API_ROUTE, headers=bearer(token)).get_json()["detail"] == reason
+    at_the_limit = "e30." + "A" * (MAX_TOKEN_LENGTH - 9) + ".c2ln"  # not too long: unreadable
+    assert len(at_the_limit) == MAX_TOKEN_LENGTH
+    assert client.get(API_ROUTE, headers=bearer(at_the_limit)).get_json()["detail"] == (
+        "The access token is invalid or has expired."
+    )
     credentials = (partner["client_id"], partner["secret"])
     revoked = client.post("/oauth/revoke", data={"token": partner["token"]}, auth=credentials)
     assert revoked.status_code == 200
