@@ -412,18 +412,21 @@ NOT_SUMMARISED = {
     "request_digest",
 }
 SUMMARY_COLUMNS = [column for column in Referral.__table__.c if column.key not in NOT_SUMMARISED]
-SUMMARIES = db.select(
-    *SUMMARY_COLUMNS,
-    *[
-        getattr(Referral, data_attribute(c)).is_not(None).label(f"sent_{c}")
-        for c in PERSONAL_CATEGORIES
-    ],
-    Peer.name.label("peer_name"),
-    Peer.status.label("peer_status"),
-)
 # Planned once per connection (prepared.py): planning a page was about as much of PostgreSQL's
 # work as running it, and each reason's first page is read from its index whatever the values.
-SUMMARIES = SUMMARIES.outerjoin(Peer, Peer.id == Referral.peer_id).execution_options(prepared=True)
+SUMMARIES = (
+    db.select(
+        *SUMMARY_COLUMNS,
+        *[
+            getattr(Referral, data_attribute(c)).is_not(None).label(f"sent_{c}")
+            for c in PERSONAL_CATEGORIES
+        ],
+        Peer.name.label("peer_name"),
+        Peer.status.label("peer_status"),
+    )
+    .outerjoin(Peer, Peer.id == Referral.peer_id)
+    .execution_options(prepared=True)
+)
 STEPS = db.select(
     Forward.referral_id,
     Forward.action,
