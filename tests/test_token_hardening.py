@@ -119,6 +119,20 @@ def test_unknown_key_ids_cost_at_most_one_key_reload(app, client, partner, state
     assert client.get(API_ROUTE, headers=bearer(partner["token"])).status_code == 200
 
 
+def _rotated_by_another_process(partner, database_url, live_port):
+    """Another hub process on this database rotates the signing key and issues a token with it:
+    (the new kid, that token)."""
+    other = create_app(hub_config(database_url, live_port))
+    with other.app_context():
+        new_kid = keys.rotate().kid
+        token = client_token(
+            other.test_client(), partner["client_id"], partner["secret"], "directory:read"
+        )
+        db.engine.dispose()
+    assert jws.extract_compact(token.encode()).headers()["kid"] == new_kid
+    return new_kid, token
+
+
 def test_a_key_rotated_by_another_process_is_used_within_the_reload_period(
     app, client, partner, database_url, live_port, monkeypatch
 ):
@@ -128,14 +142,7 @@ def test_a_key_rotated_by_another_process_is_used_within_the_reload_period(
     header = {"alg": "RS256", "typ": "at+jwt", "kid": "no-such-kid"}
     forged = tokens.signed(claims, key=tokens.stranger_key(), header=header)
     assert client.get(API_ROUTE, headers=bearer(forged)).status_code == 401
-    other = create_app(hub_config(database_url, live_port))
-    with other.app_context():
-        new_kid = keys.rotate().kid
-        token = client_token(
-            other.test_client(), partner["client_id"], partner["secret"], "directory:read"
-        )
-        db.engine.dispose()
-    assert jws.extract_compact(token.encode()).headers()["kid"] == new_kid
+    new_kid, token = _rotated_by_another_process(partner, database_url, live_port)
     deadline = time.monotonic() + 2 * keys.RELOAD_SECONDS + 1
     while client.get(API_ROUTE, headers=bearer(token)).status_code != 200:
         assert time.monotonic() < deadline, "the rotated key was not picked up in time"
@@ -150,14 +157,7 @@ def test_a_key_rotated_by_another_process_is_used_at_once(
     when no unknown kid has been looked for within the reload period."""
     assert client.get(API_ROUTE, headers=bearer(partner["token"])).status_code == 200
     monkeypatch.setattr(keys.key_cache(), "_looked_for_kid_at", -math.inf)
-    other = create_app(hub_config(database_url, live_port))
-    with other.app_context():
-        new_kid = keys.rotate().kid
-        token = client_token(
-            other.test_client(), partner["client_id"], partner["secret"], "directory:read"
-        )
-        db.engine.dispose()
-    assert jws.extract_compact(token.encode()).headers()["kid"] == new_kid
+    _, token = _rotated_by_another_process(partner, database_url, live_port)
     assert client.get(API_ROUTE, headers=bearer(token)).status_code == 200
 
 
