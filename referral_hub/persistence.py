@@ -5,6 +5,7 @@ import functools
 from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from .errors import Conflict
 from .extensions import db
@@ -19,26 +20,45 @@ def flush_or_conflict(detail, field):
         raise Conflict(detail, errors=[{"field": field, "message": "Taken."}]) from None
 
 
+def insert(row):
+    """INSERT the new ORM object `row` now, in one statement; returns it, in the session as
+    written (its generated id and defaults read back). Core, not a flush of the unit of work,
+    which cost about three times more for one row."""
+    return _written(row, ())
+
+
 def insert_unless_taken(row, unique_columns):
-    """INSERT the new ORM object `row` in one statement unless a row with its values of
-    `unique_columns` (a unique constraint) exists; returns the inserted row, now in the
-    session, or None. On PostgreSQL a concurrent insert of the same values is waited for, so
-    there is no error to recover from and no SELECT before."""
-    model = type(row)
+    """Like insert(), unless a row with its values of `unique_columns` (a unique constraint)
+    exists: then nothing is written and None is returned. On PostgreSQL a concurrent insert of
+    the same values is waited for, so there is no error to recover from and no SELECT before."""
+    return _written(row, tuple(unique_columns))
+
+
+def _written(row, unique_columns):
+    mapper = inspect(type(row))
     values = {
-        column.key: getattr(row, column.key)
-        for column in inspect(model).column_attrs
-        if column.key in row.__dict__
+        attribute.key: getattr(row, attribute.key)
+        for attribute in mapper.column_attrs
+        if attribute.key in row.__dict__
     }
     dialect = db.session.get_bind().dialect.name
-    statement = _insert_unless_taken(model, tuple(unique_columns), dialect)
-    return db.session.scalars(statement, [values]).one_or_none()
+    statement = _insert(mapper.local_table, unique_columns, dialect)
+    written = db.session.connection().execute(statement, values).first()
+    if written is None:
+        return None
+    for attribute in mapper.column_attrs:  # what the database filled in: id, defaults
+        if attribute.key not in values:
+            setattr(row, attribute.key, written._mapping[attribute.columns[0]])
+    make_transient_to_detached(row)  # as if just loaded: nothing left to flush
+    db.session.add(row)
+    return row
 
 
 @functools.cache
-def _insert_unless_taken(model, unique_columns, dialect):
+def _insert(table, unique_columns, dialect):
     """The statement, made once: its values come as parameters, so it is compiled once too."""
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    return (
-        insert(model).on_conflict_do_nothing(index_elements=list(unique_columns)).returning(model)
-    )
+    statement = insert(table)
+    if unique_columns:
+        statement = statement.on_conflict_do_nothing(index_elements=list(unique_columns))
+    return statement.returning(*table.c)

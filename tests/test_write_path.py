@@ -3,6 +3,12 @@ audit entry for echoing a change's answer (issue 13)."""
 
 import uuid
 
+import sqlalchemy as sa
+
+from referral_hub import persistence
+from referral_hub.extensions import db
+from referral_hub.referrals.models import Referral, ReferralEvent
+
 from .caches import listening
 from .costs import cost
 from .referral_fixtures import move, network, referral_body, send
@@ -39,3 +45,42 @@ def test_a_create_a_status_change_and_a_read_cost_what_they_are_pinned_at(app, c
     assert [r.status_code for r in (created, replayed, moved, read)] == [201, 200, 200, 200]
     costs = {"create": create, "replay": replay, "status change": status, "read": reading}
     assert costs == PINNED
+
+
+def test_a_row_inserted_at_once_is_in_the_session_as_written(app, client):
+    """persistence.insert: one INSERT, the id and defaults the database gave read back, and
+    nothing left for a flush to write or a read to load."""
+    net = network(app, client)
+    referral = send(client, net["sender"], referral_body(net["service"].id)).get_json()
+    db.session.expunge_all()
+    event = ReferralEvent(
+        referral_id=referral["id"], type="referral.noted", version=1, actor="client:test"
+    )
+    inserted, writing = cost(lambda: persistence.insert(event))
+    assert inserted is event and writing == {"statements": 1, "commits": 0}
+    assert isinstance(event.id, int) and event.at is not None
+    assert not (db.session.new or db.session.dirty)
+    found, reading = cost(lambda: db.session.get(ReferralEvent, event.id))
+    assert found is event and reading == {"statements": 0, "commits": 0}
+    db.session.commit()
+    stored = db.session.execute(
+        sa.select(ReferralEvent.__table__).where(ReferralEvent.id == event.id)
+    ).one()
+    assert (stored.type, stored.at, stored.reason) == ("referral.noted", event.at, None)
+
+
+def test_a_row_whose_unique_values_are_taken_is_not_written(app, client):
+    net = network(app, client)
+    referral = send(client, net["sender"], referral_body(net["service"].id), key="case-1")
+    first = db.session.get(Referral, referral.get_json()["id"])
+    columns = sa.inspect(Referral).column_attrs
+    taken = Referral(**{c.key: getattr(first, c.key) for c in columns})
+    taken.id, taken.reference = str(uuid.uuid4()), None  # the same sender and key
+    written, writing = cost(
+        lambda: persistence.insert_unless_taken(
+            taken, ["sender_organization_id", "idempotency_key"]
+        )
+    )
+    assert written is None and writing == {"statements": 1, "commits": 0}
+    assert taken not in db.session
+    assert db.session.scalars(sa.select(Referral.id)).all() == [first.id]

@@ -12,7 +12,7 @@ import re
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import clock
@@ -38,22 +38,31 @@ def normalized(text):
     return candidate if PATTERN.match(candidate) else None
 
 
+# Made once, its values bound at each call: an ORM-enabled UPDATE built per call was about a
+# fifth of a create's Python time. Prepared: the plan is the primary key's, whatever the values.
+TAKE_NEXT = (
+    update(Organization.__table__)
+    .where(Organization.id == bindparam("organization_id"))
+    .values(
+        reference_count=case(
+            (Organization.reference_year == bindparam("year"), Organization.reference_count + 1),
+            else_=1,
+        ),
+        reference_year=bindparam("year"),
+    )
+    .returning(Organization.short_code, Organization.reference_count)
+    .execution_options(prepared=True)
+)
+
+
 def next_reference(organization_id):
     """The next reference of this sender, in the current transaction."""
     year = clock.now().astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).year
-    code, count = db.session.execute(
-        update(Organization)
-        .where(Organization.id == organization_id)
-        .values(
-            reference_count=case(
-                (Organization.reference_year == year, Organization.reference_count + 1),
-                else_=1,
-            ),
-            reference_year=year,
-        )
-        .returning(Organization.short_code, Organization.reference_count)
-        .execution_options(synchronize_session=False, publishes=False)
-    ).one()
+    code, count = (
+        db.session.connection()
+        .execute(TAKE_NEXT, {"organization_id": organization_id, "year": year})
+        .one()
+    )
     return f"{code or _give_code(organization_id)}-{year % 100:02d}-{count:04d}"
 
 

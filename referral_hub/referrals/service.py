@@ -8,16 +8,15 @@ from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import case, or_
-from sqlalchemy.orm import joinedload, lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
-from .. import clock, crypto
+from .. import clock, crypto, persistence
 from ..audit import service as audit
 from ..auth.models import Membership, User
 from ..auth.principal import actor
 from ..callbacks import outbox
 from ..db_types import new_id
-from ..directory import reference
+from ..directory import published, reference
 from ..directory.models import Service
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from ..extensions import db
@@ -27,7 +26,6 @@ from ..federation.models import Forward, Peer
 from ..messages import N_
 from ..notifications import service as notifications
 from ..pagination import paginate
-from ..persistence import insert_unless_taken
 from ..rows import read_rows
 from . import references, visibility
 from .models import (
@@ -160,7 +158,9 @@ def create_referral(principal, data, idempotency_key=None):
             return earlier, False
         raise
     referral.reference = references.next_reference(principal.organization_id)
-    inserted = insert_unless_taken(referral, ["sender_organization_id", "idempotency_key"])
+    inserted = persistence.insert_unless_taken(
+        referral, ["sender_organization_id", "idempotency_key"]
+    )
     if inserted is None:
         db.session.rollback()  # the reference's number is given back
         return _sent_with(principal, idempotency_key, digest), False
@@ -195,12 +195,7 @@ def _sent_with(principal, idempotency_key, digest):
 def _new_referral(principal, data, idempotency_key, digest):
     """The referral the request describes, checked and encrypted, not yet written."""
     moment = clock.now()
-    service = db.session.get(  # not its seven collections: a referral needs none of them
-        Service,
-        str(data["service_id"]),
-        options=[lazyload("*"), joinedload(Service.organization)],
-        populate_existing=True,  # else an expired copy in the session reloads them all
-    )
+    service = published.service_facts(str(data["service_id"]))
     if service is None:
         raise _field_error("service_id", "No such service.")
     peer = inbound.peer_of(principal)
@@ -208,7 +203,7 @@ def _new_referral(principal, data, idempotency_key, digest):
         raise _field_error("referrer", "Only a peer hub names who referred at its end.")
     if peer is not None and service.peer_id is not None:
         raise _field_error("service_id", "Not a service of this network.", Conflict)
-    if service.status != "active" or service.organization.status != "active":
+    if service.status != "active" or service.organization_status != "active":
         raise _field_error("service_id", "This service is not active.", Conflict)
     if not service.accepting_referrals:
         raise _field_error("service_id", "This service is not accepting referrals now.", Conflict)
@@ -289,8 +284,7 @@ def _event(referral, kind, principal, from_status, to_status, reason=None, outco
         reason=reason,
         outcome=outcome,
     )
-    db.session.add(event)
-    db.session.flush()
+    persistence.insert(event)
     outbox.enqueue(event, referral)
     notifications.on_referral_event(event, referral)
 
