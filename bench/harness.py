@@ -255,6 +255,12 @@ def baseline_body():
     return found.group(1).encode()
 
 
+def dsn(database_url):
+    """The psycopg2 connection string of a database URL, as the bare apps take it."""
+    url = make_url(database_url)
+    return f"dbname={url.database} user={url.username} host={url.host} port={url.port or 5432}"
+
+
 @contextlib.contextmanager
 def bare_app(database_url, workers, threads):
     """The bare baseline under the given gunicorn settings, its POST writing into this run's
@@ -263,9 +269,7 @@ def bare_app(database_url, workers, threads):
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text(BASELINE_TABLE))
-    url = make_url(database_url)
-    dsn = f"dbname={url.database} user={url.username} host={url.host} port={url.port or 5432}"
-    env = {"BASELINE_DSN": dsn}
+    env = {"BASELINE_DSN": dsn(database_url)}
     try:
         with gunicorn("bare_app:app", env, engine, workers, threads, "/hello", folder) as server:
             yield server

@@ -1,11 +1,15 @@
 """Write path benchmark: the referral and directory endpoints beside the bare baseline, under wrk.
 
 What it measures: throughput, p50 and p99 latency, and CPU per request (the server's processes
-and the database's backends) of eight endpoints under the same closed-loop load
+and the database's backends) of nine endpoints under the same closed-loop load
 (`wrk -t2 -c32 -d10s` by default), on one machine, in one run:
 
 - the bare baseline (shared/baselines: a bare Flask app, same gunicorn settings): `GET /hello`
   and `POST /insert` (one psycopg2 INSERT of a referral-sized body, post.lua's);
+- bare create (bench/bare_create.py, same settings): the statements the hub sent for one
+  referral create, captured in this process, replayed by a bare Flask app through psycopg2,
+  prepared, with a new id, reference and Idempotency-Key each time: the database's share of a
+  create, without the hub's Python (its audit entries wait for the hub's worker to seal them);
 - the hub: referral create (POST /api/v1/referrals, a full body with personal data, a new
   Idempotency-Key per request), status change (POST .../status, sent -> received with
   If-Match, each request on a referral of its own), referral read (GET .../{id}, the sender's
@@ -35,7 +39,9 @@ the schema has the sequencer (audit_pending, audit_entries.sealed_at), the seal 
 (sealed_at - at) of the entries written during the create load: p50, p95 and max; "n/a"
 otherwise. Targets, as PASS/FAIL lines that do not change the exit status: create and status
 change at least 50 % of the bare INSERT's throughput; search and service read at least 25 %
-of the bare GET's; list at least 15 %; seal delay p95 at most 2 s with verify ok.
+of the bare GET's; list at least 15 %; seal delay p95 at most 2 s with verify ok. As a figure:
+the bare create's share of the bare INSERT's throughput, and the create's of the bare
+create's.
 
     python bench/write_path.py [--duration 10] [--connections 32] [--threads 2] [--workers 2]
         [--services 400] [--database-url URL] [--keep] [--sabotage [reuse-keys]]
@@ -52,6 +58,7 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import random
 import secrets
 import shutil
@@ -72,7 +79,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's hub, in this process as in the 
 import directory_search  # noqa: E402
 import harness  # noqa: E402
 import requests  # noqa: E402
-from sqlalchemy import inspect, select, text  # noqa: E402
+from sqlalchemy import event, inspect, select, text  # noqa: E402
 
 from referral_hub import create_app, crypto  # noqa: E402
 from referral_hub.audit import service as audit_service  # noqa: E402
@@ -118,6 +125,7 @@ class Endpoint:
 
 BARE_GET = Endpoint("bare GET /hello")
 BARE_POST = Endpoint("bare POST /insert")
+BARE_CREATE = Endpoint("bare create", (1, 1, 1))
 CREATE = Endpoint("referral create", (1, 1, 1), BARE_POST.name, 0.50)
 STATUS = Endpoint("status change", (0, 1, 1), BARE_POST.name, 0.50)
 READ = Endpoint("referral read", (0, 0, 1), BARE_GET.name)
@@ -522,6 +530,54 @@ def measure_bare(bench):
         return bench.load(stack, BARE_POST, ["/insert"], base=post_lua), server.description
 
 
+def capture_create(app, parties, body):
+    """The statements the hub sends for one create, as text with their parameters, and that
+    create's id, reference and Idempotency-Key: what bench/bare_create.py replays. The token's
+    check of the revocations and the search for subscriptions are left out: the hub's servers
+    keep both in the process (the revocations for a few seconds, the subscriptions until they
+    change)."""
+    client = app.test_client()
+    answer = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": SENDER_SCOPES},
+        auth=parties.sender,
+    ).get_json()
+    headers = {"Authorization": f"Bearer {answer['access_token']}"}
+    post = {"data": body, "content_type": "application/json"}
+    client.post("/api/v1/referrals", headers=headers | {"Idempotency-Key": "warm"}, **post)
+    sent = []
+
+    def record(_connection, _cursor, _statement, parameters, context, _executemany):
+        sent.append((context.statement, parameters))  # as written, not as prepared.py's EXECUTE
+
+    engine = directory_search.engine_of(app)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        key = {"Idempotency-Key": "captured"}
+        created = client.post("/api/v1/referrals", headers=headers | key, **post).get_json()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    left_out = ("FROM token_revocations", "FROM subscriptions")
+    statements = [(sql, values) for sql, values in sent if not any(t in sql for t in left_out)]
+    return {"statements": statements, "key": "captured"} | {
+        name: created[name] for name in ("id", "reference")
+    }
+
+
+def measure_bare_create(bench, captured, body_file):
+    """bench/bare_create.py under the same gunicorn settings and load as the bare baseline."""
+    path = bench.folder / "create.statements"
+    path.write_bytes(pickle.dumps(captured))
+    env = {"BASELINE_DSN": harness.dsn(bench.database_url), "BARE_CREATE_STATEMENTS": str(path)}
+    with harness.gunicorn(
+        "bare_create:app", env, bench.engine, bench.args.workers, 1, "/hello", Path(__file__).parent
+    ) as server:
+        with requests.Session() as http:
+            warm_up(http, server.url + "/create", method="POST", json={})
+        headers = ("Content-Type: application/json",)
+        bench.load(bare_stack(server), BARE_CREATE, ["/create"], headers, body=body_file)
+
+
 @dataclass
 class HubRequests:
     """What the hub's loads send: the two parties' Authorization headers, the referral body,
@@ -537,7 +593,7 @@ class HubRequests:
     services: list
 
 
-def prepare_hub(bench, stack, parties, directory, copies_wanted):
+def prepare_hub(bench, stack, parties, body, directory, copies_wanted):
     """Real tokens, one referral sent through the API and copied for the status changes, and
     a warm-up of every endpoint."""
     tokens = [
@@ -545,7 +601,6 @@ def prepare_hub(bench, stack, parties, directory, copies_wanted):
         token(stack.url, parties.receiver, RECEIVER_SCOPES),
     ]
     sender, receiver = (f"Bearer {value}" for value in tokens)
-    body = json.dumps(referral_body(parties.service_id))
     keys = f"bench-{secrets.token_hex(4)}"
     with requests.Session() as http:
         http.headers["Authorization"] = sender
@@ -727,6 +782,14 @@ def report_targets(outcomes, seal, verified):
             f"{verdict}  {o.endpoint.name}: {got:.0%} of {bare.endpoint.name}'s throughput "
             f"(target >= {o.endpoint.target:.0%})"
         )
+    create, bare_create = by_name.get(CREATE.name), by_name.get(BARE_CREATE.name)
+    if create and bare_create:
+        ceiling = directory_search.ratio(bare_create.throughput, by_name[BARE_POST.name].throughput)
+        print(
+            f"info  {BARE_CREATE.name} (the hub's statements of a create, without the hub): "
+            f"{ceiling:.0%} of {BARE_POST.name}'s throughput; {CREATE.name}: "
+            f"{directory_search.ratio(create.throughput, bare_create.throughput):.0%} of it"
+        )
     if seal is None:
         print(f"n/a   audit seal delay p95 <= {SEAL_TARGET_P95_S:.0f} s (no sequencer here)")
     else:
@@ -779,12 +842,15 @@ def run(args, database_url):
     directory = directory_search.index(engine, rows)
     with tempfile.TemporaryDirectory(prefix="hub_bench_write_") as folder:
         bench = Bench(args, app, database_url, Path(folder))
+        parties = make_parties(app)  # its audit entries sealed by the worker, as any
+        body = json.dumps(referral_body(parties.service_id))
+        captured = capture_create(app, parties, body)
         insert, bare_description = measure_bare(bench)
+        measure_bare_create(bench, captured, bench.file("create.json", body))
         rate = max(MIN_COPIES_PER_S, insert.throughput * COPIES_MARGIN)
         copies = math.ceil(rate * args.duration)
         with serve_hub(app, port, args.workers, Path(folder)) as stack:
-            parties = make_parties(app)  # its audit entries sealed by the worker, as any
-            sent = prepare_hub(bench, stack, parties, directory, copies)
+            sent = prepare_hub(bench, stack, parties, body, directory, copies)
             seal, verified, verified_at_end = measure_hub(bench, stack, sent)
             described = [
                 f"bare: {bare_description}",

@@ -56,9 +56,10 @@ def _written(row, unique_columns):
 
 @functools.cache
 def _insert(table, unique_columns, dialect):
-    """The statement, made once: its values come as parameters, so it is compiled once too."""
+    """The statement, made once: its values come as parameters, so it is compiled once too, and
+    prepared on each connection (an INSERT's plan does not depend on its values)."""
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = insert(table)
+    statement = insert(table).execution_options(prepared=True)
     if unique_columns:
         statement = statement.on_conflict_do_nothing(index_elements=list(unique_columns))
     return statement.returning(*table.c)

@@ -35,6 +35,16 @@ def _prepare(cursor, prepared, statement):
     return prepared[statement]
 
 
+def executed(cursor, prepared, statement):
+    """What to send for a psycopg2 statement (pyformat) instead: EXECUTE of it, PREPAREd on
+    the cursor's connection first when `prepared` (that connection's, kept by the caller)
+    has it not yet."""
+    name, names = prepared.get(statement) or _prepare(cursor, prepared, statement)
+    if not names:
+        return f"EXECUTE {name}"
+    return f"EXECUTE {name} ({', '.join(f'%({n})s' for n in names)})"
+
+
 def _execute_prepared(connection, cursor, statement, parameters, context, executemany):
     if (
         executemany
@@ -44,10 +54,7 @@ def _execute_prepared(connection, cursor, statement, parameters, context, execut
     ):
         return statement, parameters
     prepared = connection.connection.info.setdefault("hub_prepared", {})
-    name, names = prepared.get(statement) or _prepare(cursor, prepared, statement)
-    if not names:
-        return f"EXECUTE {name}", parameters
-    return f"EXECUTE {name} ({', '.join(f'%({n})s' for n in names)})", parameters
+    return executed(cursor, prepared, statement), parameters
 
 
 def register():
