@@ -11,10 +11,11 @@ import sqlalchemy as sa
 
 from referral_hub import clock
 from referral_hub.audit import service as audit
-from referral_hub.audit.models import GENESIS_HASH, AuditEntry
+from referral_hub.audit.models import GENESIS_HASH, AuditEntry, PendingAuditEntry
 from referral_hub.extensions import db
 from referral_hub.web.session import principal_of
 
+from .costs import cost
 from .factories import bearer, make_org, make_user
 from .test_audit import ORG, append, chain, coordinator, tamper
 
@@ -140,6 +141,19 @@ def test_an_entry_is_stamped_with_the_clocks_time_in_utc_and_sealed_later():
 
 
 # What verify reports
+
+
+def test_an_entry_is_written_at_once_in_order_and_goes_with_its_transaction():
+    """One INSERT at each record, not a flush of the unit of work later; a rollback takes the
+    entries back with the rest of the transaction."""
+    pending = sa.select(PendingAuditEntry.resource_id).order_by(PendingAuditEntry.id)
+    written, spent = cost(lambda: audit.record("user:u1", ORG, "referral.read", "referral", "r1"))
+    assert spent == {"statements": 1, "commits": 0} and isinstance(written.id, int)
+    audit.record("user:u1", ORG, "referral.read", "referral", "r2")
+    assert not db.session.new
+    assert db.session.connection().execute(pending).scalars().all() == ["r1", "r2"]
+    db.session.rollback()
+    assert db.session.execute(pending).scalars().all() == []
 
 
 @pytest.mark.parametrize(

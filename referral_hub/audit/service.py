@@ -35,7 +35,7 @@ from flask import current_app
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import clock, commit_hooks
+from .. import clock, commit_hooks, persistence
 from ..background import WokenLoop
 from ..extensions import db
 from ..pagination import paginate
@@ -134,8 +134,9 @@ def entry_hash(
 
 
 def record(principal_label, organization_id, action, resource_type, resource_id, details=None):
-    """Add one entry to the current transaction (the caller commits) and return it; the
-    sequencer seals it after the commit.
+    """Write one entry in the current transaction (the caller commits) and return it; the
+    sequencer seals it after the commit. Written at once, by one INSERT, rather than at the
+    next flush: a flush of the unit of work for it was a sixth of a create's time.
 
     principal_label names who acted (directory.service.actor(principal)). Raises ValueError when
     details have keys outside ALLOWED_DETAIL_KEYS or values that are not codes.
@@ -155,7 +156,7 @@ def record(principal_label, organization_id, action, resource_type, resource_id,
         resource_id=resource_id,
         details=details,
     )
-    db.session.add(entry)
+    persistence.insert(entry)
     commit_hooks.mark("audit_recorded")
     return entry
 
