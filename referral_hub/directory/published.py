@@ -8,14 +8,11 @@ option `publishes=False` (the referral reference counters on organisations). A w
 bypasses the session altogether (SQL typed into psql) shows within CACHE_SECONDS.
 """
 
-from typing import NamedTuple
-
 from flask import current_app
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from .. import process_cache
-from ..extensions import db
 from ..federation.models import Peer
 from . import documents, search
 from .models import (
@@ -74,38 +71,6 @@ def search_page(filters, page_args, show_confidential):
         return {"items": items, "next_cursor": next_cursor}
 
     return _answer(("search", _frozen(filters), _frozen(page_args), show_confidential), read)
-
-
-class ServiceFacts(NamedTuple):
-    """What sending a referral checks of its service, and whose it is."""
-
-    id: str
-    organization_id: str
-    peer_id: str | None
-    status: str
-    organization_status: str
-    accepting_referrals: bool
-    minimum_age: int | None
-    maximum_age: int | None
-    eligibility_sex: str | None
-
-
-SERVICE_FACTS = (
-    select(
-        *(getattr(Service, name) for name in ServiceFacts._fields if name != "organization_status"),
-        Organization.status.label("organization_status"),
-    )
-    .join(Organization, Organization.id == Service.organization_id)
-    .where(Service.id == bindparam("service_id"))
-    .execution_options(prepared=True)
-)
-
-
-def service_facts(service_id):
-    """The ServiceFacts of a service, or None when there is no such service. Read afresh, not
-    kept: a service closed a moment ago, by any process, takes no more referrals."""
-    row = db.session.connection().execute(SERVICE_FACTS, {"service_id": service_id}).first()
-    return ServiceFacts(**row._mapping) if row else None
 
 
 def _answer(key, read):

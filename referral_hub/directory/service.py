@@ -2,6 +2,9 @@
 
 import json
 from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, select
 
 from .. import clock
 from ..audit import service as audit
@@ -356,6 +359,40 @@ def get_service(service_id):
     if service is None:
         raise NotFound("No such service.")
     return service
+
+
+class ServiceFacts(NamedTuple):
+    """What sending a referral checks of its service, and whose it is."""
+
+    id: str
+    organization_id: str
+    peer_id: str | None
+    status: str
+    organization_status: str
+    accepting_referrals: bool
+    minimum_age: int | None
+    maximum_age: int | None
+    eligibility_sex: str | None
+
+
+SERVICE_FACTS = (
+    select(
+        *(getattr(Service, name) for name in ServiceFacts._fields if name != "organization_status"),
+        Organization.status.label("organization_status"),
+    )
+    .join(Organization, Organization.id == Service.organization_id)
+    .where(Service.id == bindparam("service_id"))
+    .execution_options(prepared=True)
+)
+
+
+def service_facts(service_id):
+    """The ServiceFacts of a service, or None when there is no such service: one prepared
+    SELECT, not the ORM's load of the service with its organisation, which was the largest
+    part of a create. Read afresh, not kept with the published directory: a service closed a
+    moment ago, by any process, takes no more referrals."""
+    row = db.session.connection().execute(SERVICE_FACTS, {"service_id": service_id}).first()
+    return ServiceFacts(**row._mapping) if row else None
 
 
 def _owner_admin(principal, service):

@@ -16,7 +16,8 @@ from ..auth.models import Membership, User
 from ..auth.principal import actor
 from ..callbacks import outbox
 from ..db_types import new_id
-from ..directory import published, reference
+from ..directory import reference
+from ..directory import service as directory
 from ..directory.models import Service
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 from ..extensions import db
@@ -195,7 +196,7 @@ def _sent_with(principal, idempotency_key, digest):
 def _new_referral(principal, data, idempotency_key, digest):
     """The referral the request describes, checked and encrypted, not yet written."""
     moment = clock.now()
-    service = published.service_facts(str(data["service_id"]))
+    service = directory.service_facts(str(data["service_id"]))
     if service is None:
         raise _field_error("service_id", "No such service.")
     peer = inbound.peer_of(principal)
