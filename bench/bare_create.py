@@ -52,7 +52,8 @@ def create():
         with connection, connection.cursor() as cursor:
             for statement, parameters in CAPTURED["statements"]:
                 fresh = {
-                    k: values.get(v, v) if isinstance(v, str) else v for k, v in parameters.items()
+                    name: values.get(value, value) if isinstance(value, str) else value
+                    for name, value in parameters.items()
                 }
                 kept = prepared.setdefault(connection, {})
                 cursor.execute(executed(cursor, kept, statement), fresh)
