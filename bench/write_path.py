@@ -1,15 +1,17 @@
 """Write path benchmark: the referral and directory endpoints beside the bare baseline, under wrk.
 
 What it measures: throughput, p50 and p99 latency, and CPU per request (the server's processes
-and the database's backends) of nine endpoints under the same closed-loop load
+and the database's backends) of ten endpoints under the same closed-loop load
 (`wrk -t2 -c32 -d10s` by default), on one machine, in one run:
 
 - the bare baseline (shared/baselines: a bare Flask app, same gunicorn settings): `GET /hello`
   and `POST /insert` (one psycopg2 INSERT of a referral-sized body, post.lua's);
-- bare create (bench/bare_create.py, same settings): the statements the hub sent for one
-  referral create, captured in this process, replayed by a bare Flask app through psycopg2,
-  prepared, with a new id, reference and Idempotency-Key each time: the database's share of a
-  create, without the hub's Python (its audit entries wait for the hub's worker to seal them);
+- bare create and bare status change (bench/bare_writes.py, same settings): the statements the
+  hub sent for one referral create and for one status change, captured in this process,
+  replayed by a bare Flask app through psycopg2, prepared; a create with a new id, reference
+  and Idempotency-Key each time, a status change on a referral of its own (copies made for
+  it). The database's share of each, without the hub's Python (their audit entries wait for
+  the hub's worker to seal them);
 - the hub: referral create (POST /api/v1/referrals, a full body with personal data, a new
   Idempotency-Key per request), status change (POST .../status, sent -> received with
   If-Match, each request on a referral of its own), referral read (GET .../{id}, the sender's
@@ -39,9 +41,9 @@ the schema has the sequencer (audit_pending, audit_entries.sealed_at), the seal 
 (sealed_at - at) of the entries written during the create load: p50, p95 and max; "n/a"
 otherwise. Targets, as PASS/FAIL lines that do not change the exit status: create and status
 change at least 50 % of the bare INSERT's throughput; search and service read at least 25 %
-of the bare GET's; list at least 15 %; seal delay p95 at most 2 s with verify ok. As a figure:
-the bare create's share of the bare INSERT's throughput, and the create's of the bare
-create's.
+of the bare GET's; list at least 15 %; seal delay p95 at most 2 s with verify ok. As figures:
+the bare create's and the bare status change's shares of the bare INSERT's throughput, and the
+hub's create's and status change's shares of theirs.
 
     python bench/write_path.py [--duration 10] [--connections 32] [--threads 2] [--workers 2]
         [--services 400] [--database-url URL] [--keep] [--sabotage [reuse-keys]]
@@ -126,6 +128,7 @@ class Endpoint:
 BARE_GET = Endpoint("bare GET /hello")
 BARE_POST = Endpoint("bare POST /insert")
 BARE_CREATE = Endpoint("bare create", (1, 1, 1))
+BARE_STATUS = Endpoint("bare status change", (0, 1, 1))
 CREATE = Endpoint("referral create", (1, 1, 1), BARE_POST.name, 0.50)
 STATUS = Endpoint("status change", (0, 1, 1), BARE_POST.name, 0.50)
 READ = Endpoint("referral read", (0, 0, 1), BARE_GET.name)
@@ -273,7 +276,7 @@ def token(base_url, client, scope):
     return response.json()["access_token"]
 
 
-def copy_referral(app, engine, template_id, count):
+def copy_referral(app, engine, template_id, count, prefix="CP"):
     """`count` copies of a referral sent through the API, at version 1 with its
     `referral.created` event, for the status changes: each copy's personal data is encrypted
     again under its own id (the hub binds each envelope to its referral), so the receiver's
@@ -307,7 +310,8 @@ def copy_referral(app, engine, template_id, count):
                 column: crypto.encrypt(value, f"{referral_id}:{contexts[column]}")
                 for column, value in plain.items()
             }
-            copy = {"id": referral_id, "idempotency_key": None, "reference": f"CP-00-{number:06d}"}
+            reference = f"{prefix}-00-{number:06d}"
+            copy = {"id": referral_id, "idempotency_key": None, "reference": reference}
             referrals.append(template | sealed | copy)
             events.append(created | {"referral_id": referral_id})
             ids.append(referral_id)
@@ -530,52 +534,92 @@ def measure_bare(bench):
         return bench.load(stack, BARE_POST, ["/insert"], base=post_lua), server.description
 
 
-def capture_create(app, parties, body):
-    """The statements the hub sends for one create, as text with their parameters, and that
-    create's id, reference and Idempotency-Key: what bench/bare_create.py replays. The token's
-    check of the revocations and the search for subscriptions are left out: the hub's servers
-    keep both in the process (the revocations for a few seconds, the subscriptions until they
-    change)."""
-    client = app.test_client()
-    answer = client.post(
-        "/oauth/token",
-        data={"grant_type": "client_credentials", "scope": SENDER_SCOPES},
-        auth=parties.sender,
-    ).get_json()
-    headers = {"Authorization": f"Bearer {answer['access_token']}"}
-    post = {"data": body, "content_type": "application/json"}
-    client.post("/api/v1/referrals", headers=headers | {"Idempotency-Key": "warm"}, **post)
+LEFT_OUT = ("FROM token_revocations", "FROM subscriptions")
+
+
+def _captured(app, request):
+    """The statements request(client) sends, as text with their parameters, and its answer.
+    The token's check of the revocations and the search for subscriptions are left out: the
+    hub's servers keep both in the process (the revocations for a few seconds, the
+    subscriptions until they change)."""
     sent = []
 
     def record(_connection, _cursor, _statement, parameters, context, _executemany):
         sent.append((context.statement, parameters))  # as written, not as prepared.py's EXECUTE
 
     engine = directory_search.engine_of(app)
+    client = app.test_client()
     event.listen(engine, "before_cursor_execute", record)
     try:
-        key = {"Idempotency-Key": "captured"}
-        created = client.post("/api/v1/referrals", headers=headers | key, **post).get_json()
+        answer = request(client).get_json()
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    left_out = ("FROM token_revocations", "FROM subscriptions")
-    statements = [(sql, values) for sql, values in sent if not any(t in sql for t in left_out)]
+    return [(sql, values) for sql, values in sent if not any(t in sql for t in LEFT_OUT)], answer
+
+
+def _bearer(app, client_credentials, scopes):
+    answer = app.test_client().post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": scopes},
+        auth=client_credentials,
+    )
+    return {"Authorization": f"Bearer {answer.get_json()['access_token']}"}
+
+
+def capture_create(app, parties, body):
+    """What bench/bare_writes.py replays for POST /create: the statements of one create sent
+    in this process, and that create's id, reference and Idempotency-Key."""
+    headers = _bearer(app, parties.sender, SENDER_SCOPES)
+    post = {"data": body, "content_type": "application/json"}
+    app.test_client().post(
+        "/api/v1/referrals", headers=headers | {"Idempotency-Key": "warm"}, **post
+    )
+    key = {"Idempotency-Key": "captured"}
+    statements, created = _captured(
+        app, lambda client: client.post("/api/v1/referrals", headers=headers | key, **post)
+    )
     return {"statements": statements, "key": "captured"} | {
         name: created[name] for name in ("id", "reference")
     }
 
 
-def measure_bare_create(bench, captured, body_file):
-    """bench/bare_create.py under the same gunicorn settings and load as the bare baseline."""
-    path = bench.folder / "create.statements"
-    path.write_bytes(pickle.dumps(captured))
-    env = {"BASELINE_DSN": harness.dsn(bench.database_url), "BARE_CREATE_STATEMENTS": str(path)}
+def capture_status(app, parties, referral_id):
+    """What bench/bare_writes.py replays for POST /status/<id>: the statements of the
+    receiver's sent -> received on this referral, sent in this process."""
+    headers = _bearer(app, parties.receiver, RECEIVER_SCOPES) | {"If-Match": '"1"'}
+    statements, _answer = _captured(
+        app,
+        lambda client: client.post(
+            f"/api/v1/referrals/{referral_id}/status", json={"status": "received"}, headers=headers
+        ),
+    )
+    return {"statements": statements, "id": referral_id}
+
+
+def measure_bare_writes(bench, create, status, body_file, referrals):
+    """bench/bare_writes.py under the same gunicorn settings and load as the bare baseline:
+    its create, then its status change on each of `referrals` (copies at version 1) at most
+    once."""
+    files = {
+        "BARE_CREATE_STATEMENTS": bench.folder / "create.statements",
+        "BARE_STATUS_STATEMENTS": bench.folder / "status.statements",
+    }
+    for path, captured in zip(files.values(), (create, status), strict=True):
+        path.write_bytes(pickle.dumps(captured))
+    env = {name: str(path) for name, path in files.items()}
+    env["BASELINE_DSN"] = harness.dsn(bench.database_url)
     with harness.gunicorn(
-        "bare_create:app", env, bench.engine, bench.args.workers, 1, "/hello", Path(__file__).parent
+        "bare_writes:app", env, bench.engine, bench.args.workers, 1, "/hello", Path(__file__).parent
     ) as server:
         with requests.Session() as http:
             warm_up(http, server.url + "/create", method="POST", json={})
-        headers = ("Content-Type: application/json",)
-        bench.load(bare_stack(server), BARE_CREATE, ["/create"], headers, body=body_file)
+            for referral_id in referrals[:WARMUP]:
+                warm_up(http, f"{server.url}/status/{referral_id}", 1, "POST", json={})
+        stack, headers = bare_stack(server), ("Content-Type: application/json",)
+        bench.load(stack, BARE_CREATE, ["/create"], headers, body=body_file)
+        status_body = bench.file("status.json", '{"status": "received"}')
+        paths = [f"/status/{referral_id}" for referral_id in referrals[WARMUP:]]
+        bench.load(stack, BARE_STATUS, paths, headers, each=True, body=status_body)
 
 
 @dataclass
@@ -782,14 +826,16 @@ def report_targets(outcomes, seal, verified):
             f"{verdict}  {o.endpoint.name}: {got:.0%} of {bare.endpoint.name}'s throughput "
             f"(target >= {o.endpoint.target:.0%})"
         )
-    create, bare_create = by_name.get(CREATE.name), by_name.get(BARE_CREATE.name)
-    if create and bare_create:
-        ceiling = directory_search.ratio(bare_create.throughput, by_name[BARE_POST.name].throughput)
-        print(
-            f"info  {BARE_CREATE.name} (the hub's statements of a create, without the hub): "
-            f"{ceiling:.0%} of {BARE_POST.name}'s throughput; {CREATE.name}: "
-            f"{directory_search.ratio(create.throughput, bare_create.throughput):.0%} of it"
-        )
+    insert = by_name.get(BARE_POST.name)
+    for hub, bare in ((CREATE, BARE_CREATE), (STATUS, BARE_STATUS)):
+        hub, bare = by_name.get(hub.name), by_name.get(bare.name)
+        if hub and bare and insert:
+            print(
+                f"info  {bare.endpoint.name} (the hub's statements, without the hub): "
+                f"{directory_search.ratio(bare.throughput, insert.throughput):.0%} of "
+                f"{BARE_POST.name}'s throughput; {hub.endpoint.name}: "
+                f"{directory_search.ratio(hub.throughput, bare.throughput):.0%} of it"
+            )
     if seal is None:
         print(f"n/a   audit seal delay p95 <= {SEAL_TARGET_P95_S:.0f} s (no sequencer here)")
     else:
@@ -844,11 +890,13 @@ def run(args, database_url):
         bench = Bench(args, app, database_url, Path(folder))
         parties = make_parties(app)  # its audit entries sealed by the worker, as any
         body = json.dumps(referral_body(parties.service_id))
-        captured = capture_create(app, parties, body)
+        create = capture_create(app, parties, body)
         insert, bare_description = measure_bare(bench)
-        measure_bare_create(bench, captured, bench.file("create.json", body))
         rate = max(MIN_COPIES_PER_S, insert.throughput * COPIES_MARGIN)
         copies = math.ceil(rate * args.duration)
+        bare_copies = copy_referral(app, engine, create["id"], copies + WARMUP + 1, "BS")
+        status = capture_status(app, parties, bare_copies.pop())
+        measure_bare_writes(bench, create, status, bench.file("create.json", body), bare_copies)
         with serve_hub(app, port, args.workers, Path(folder)) as stack:
             sent = prepare_hub(bench, stack, parties, body, directory, copies)
             seal, verified, verified_at_end = measure_hub(bench, stack, sent)
