@@ -1,17 +1,17 @@
 """Write path benchmark: the referral and directory endpoints beside the bare baseline, under wrk.
 
 What it measures: throughput, p50 and p99 latency, and CPU per request (the server's processes
-and the database's backends) of ten endpoints under the same closed-loop load
+and the database's backends) of eleven endpoints under the same closed-loop load
 (`wrk -t2 -c32 -d10s` by default), on one machine, in one run:
 
 - the bare baseline (shared/baselines: a bare Flask app, same gunicorn settings): `GET /hello`
   and `POST /insert` (one psycopg2 INSERT of a referral-sized body, post.lua's);
-- bare create and bare status change (bench/bare_writes.py, same settings): the statements the
-  hub sent for one referral create and for one status change, captured in this process,
-  replayed by a bare Flask app through psycopg2, prepared; a create with a new id, reference
-  and Idempotency-Key each time, a status change on a referral of its own (copies made for
-  it). The database's share of each, without the hub's Python (their audit entries wait for
-  the hub's worker to seal them);
+- bare create, bare status change and bare list (bench/bare_replay.py, same settings): the
+  statements the hub sent for one referral create, one status change and one list of 50,
+  captured in this process, replayed by a bare Flask app through psycopg2, prepared; a create
+  with a new id, reference and Idempotency-Key each time, a status change on a referral of its
+  own (copies made for it), a list answered with its rows as JSON. The database's share of
+  each, without the hub's Python (the audit entries wait for the hub's worker to seal them);
 - the hub: referral create (POST /api/v1/referrals, a full body with personal data, a new
   Idempotency-Key per request), status change (POST .../status, sent -> received with
   If-Match, each request on a referral of its own), referral read (GET .../{id}, the sender's
@@ -42,8 +42,8 @@ the schema has the sequencer (audit_pending, audit_entries.sealed_at), the seal 
 otherwise. Targets, as PASS/FAIL lines that do not change the exit status: create and status
 change at least 50 % of the bare INSERT's throughput; search and service read at least 25 %
 of the bare GET's; list at least 15 %; seal delay p95 at most 2 s with verify ok. As figures:
-the bare create's and the bare status change's shares of the bare INSERT's throughput, and the
-hub's create's and status change's shares of theirs.
+the bare create's and the bare status change's shares of the bare INSERT's throughput, the bare
+list's of the bare GET's, and the hub's create's, status change's and list's shares of theirs.
 
     python bench/write_path.py [--duration 10] [--connections 32] [--threads 2] [--workers 2]
         [--services 400] [--database-url URL] [--keep] [--sabotage [reuse-keys]]
@@ -129,6 +129,7 @@ BARE_GET = Endpoint("bare GET /hello")
 BARE_POST = Endpoint("bare POST /insert")
 BARE_CREATE = Endpoint("bare create", (1, 1, 1))
 BARE_STATUS = Endpoint("bare status change", (0, 1, 1))
+BARE_LIST = Endpoint("bare list")
 CREATE = Endpoint("referral create", (1, 1, 1), BARE_POST.name, 0.50)
 STATUS = Endpoint("status change", (0, 1, 1), BARE_POST.name, 0.50)
 READ = Endpoint("referral read", (0, 0, 1), BARE_GET.name)
@@ -567,7 +568,7 @@ def _bearer(app, client_credentials, scopes):
 
 
 def capture_create(app, parties, body):
-    """What bench/bare_writes.py replays for POST /create: the statements of one create sent
+    """What bench/bare_replay.py replays for POST /create: the statements of one create sent
     in this process, and that create's id, reference and Idempotency-Key."""
     headers = _bearer(app, parties.sender, SENDER_SCOPES)
     post = {"data": body, "content_type": "application/json"}
@@ -583,8 +584,18 @@ def capture_create(app, parties, body):
     }
 
 
+def capture_list(app, parties):
+    """What bench/bare_replay.py replays for GET /list: the statements of the sender's list
+    of 50, sent in this process."""
+    headers = _bearer(app, parties.sender, SENDER_SCOPES)
+    statements, _answer = _captured(
+        app, lambda client: client.get("/api/v1/referrals?limit=50", headers=headers)
+    )
+    return {"statements": statements}
+
+
 def capture_status(app, parties, referral_id):
-    """What bench/bare_writes.py replays for POST /status/<id>: the statements of the
+    """What bench/bare_replay.py replays for POST /status/<id>: the statements of the
     receiver's sent -> received on this referral, sent in this process."""
     headers = _bearer(app, parties.receiver, RECEIVER_SCOPES) | {"If-Match": '"1"'}
     statements, _answer = _captured(
@@ -596,30 +607,29 @@ def capture_status(app, parties, referral_id):
     return {"statements": statements, "id": referral_id}
 
 
-def measure_bare_writes(bench, create, status, body_file, referrals):
-    """bench/bare_writes.py under the same gunicorn settings and load as the bare baseline:
-    its create, then its status change on each of `referrals` (copies at version 1) at most
-    once."""
-    files = {
-        "BARE_CREATE_STATEMENTS": bench.folder / "create.statements",
-        "BARE_STATUS_STATEMENTS": bench.folder / "status.statements",
-    }
-    for path, captured in zip(files.values(), (create, status), strict=True):
-        path.write_bytes(pickle.dumps(captured))
+def measure_bare_replay(bench, captured, body_file, referrals):
+    """bench/bare_replay.py under the same gunicorn settings and load as the bare baseline:
+    its create, its status change on each of `referrals` (copies at version 1) at most once,
+    and its list. `captured`: what capture_create, capture_status and capture_list gave."""
+    files = {f"BARE_{name.upper()}_STATEMENTS": bench.folder / name for name in captured}
+    for path, statements in zip(files.values(), captured.values(), strict=True):
+        path.write_bytes(pickle.dumps(statements))
     env = {name: str(path) for name, path in files.items()}
     env["BASELINE_DSN"] = harness.dsn(bench.database_url)
     with harness.gunicorn(
-        "bare_writes:app", env, bench.engine, bench.args.workers, 1, "/hello", Path(__file__).parent
+        "bare_replay:app", env, bench.engine, bench.args.workers, 1, "/hello", Path(__file__).parent
     ) as server:
         with requests.Session() as http:
             warm_up(http, server.url + "/create", method="POST", json={})
             for referral_id in referrals[:WARMUP]:
                 warm_up(http, f"{server.url}/status/{referral_id}", 1, "POST", json={})
+            warm_up(http, server.url + "/list")
         stack, headers = bare_stack(server), ("Content-Type: application/json",)
         bench.load(stack, BARE_CREATE, ["/create"], headers, body=body_file)
         status_body = bench.file("status.json", '{"status": "received"}')
         paths = [f"/status/{referral_id}" for referral_id in referrals[WARMUP:]]
         bench.load(stack, BARE_STATUS, paths, headers, each=True, body=status_body)
+        bench.load(stack, BARE_LIST, ["/list"])
 
 
 @dataclass
@@ -826,14 +836,17 @@ def report_targets(outcomes, seal, verified):
             f"{verdict}  {o.endpoint.name}: {got:.0%} of {bare.endpoint.name}'s throughput "
             f"(target >= {o.endpoint.target:.0%})"
         )
-    insert = by_name.get(BARE_POST.name)
-    for hub, bare in ((CREATE, BARE_CREATE), (STATUS, BARE_STATUS)):
-        hub, bare = by_name.get(hub.name), by_name.get(bare.name)
-        if hub and bare and insert:
+    for hub, bare, baseline in (
+        (CREATE, BARE_CREATE, BARE_POST),
+        (STATUS, BARE_STATUS, BARE_POST),
+        (LIST, BARE_LIST, BARE_GET),
+    ):
+        hub, bare, baseline = (by_name.get(e.name) for e in (hub, bare, baseline))
+        if hub and bare and baseline:
             print(
                 f"info  {bare.endpoint.name} (the hub's statements, without the hub): "
-                f"{directory_search.ratio(bare.throughput, insert.throughput):.0%} of "
-                f"{BARE_POST.name}'s throughput; {hub.endpoint.name}: "
+                f"{directory_search.ratio(bare.throughput, baseline.throughput):.0%} of "
+                f"{baseline.endpoint.name}'s throughput; {hub.endpoint.name}: "
                 f"{directory_search.ratio(hub.throughput, bare.throughput):.0%} of it"
             )
     if seal is None:
@@ -895,8 +908,12 @@ def run(args, database_url):
         rate = max(MIN_COPIES_PER_S, insert.throughput * COPIES_MARGIN)
         copies = math.ceil(rate * args.duration)
         bare_copies = copy_referral(app, engine, create["id"], copies + WARMUP + 1, "BS")
-        status = capture_status(app, parties, bare_copies.pop())
-        measure_bare_writes(bench, create, status, bench.file("create.json", body), bare_copies)
+        captured = {
+            "create": create,
+            "status": capture_status(app, parties, bare_copies.pop()),
+            "list": capture_list(app, parties),
+        }
+        measure_bare_replay(bench, captured, bench.file("create.json", body), bare_copies)
         with serve_hub(app, port, args.workers, Path(folder)) as stack:
             sent = prepare_hub(bench, stack, parties, body, directory, copies)
             seal, verified, verified_at_end = measure_hub(bench, stack, sent)

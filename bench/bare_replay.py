@@ -1,10 +1,10 @@
-"""The database's share of a referral create and of a status change, alone: a bare Flask app
-like the baseline's (shared/baselines/bare_app.py) whose POSTs replay, in one transaction
-through psycopg2, the statements the hub sent for one create or one status change
-(bench/write_path.py captures them): `POST /create` with a new referral id, reference and
-Idempotency-Key each time; `POST /status/<id>` on the referral named, one of copies at
-version 1 made for it. No token, validation, encryption, ORM or answer to build: what the
-hub's request costs above this is its own Python.
+"""The database's share of a referral create, a status change and a referral list, alone: a
+bare Flask app like the baseline's (shared/baselines/bare_app.py) that replays, in one
+transaction through psycopg2, the statements the hub sent for one of them (bench/write_path.py
+captures them): `POST /create` with a new referral id, reference and Idempotency-Key each
+time; `POST /status/<id>` on the referral named, one of copies at version 1 made for it;
+`GET /list`, the page's rows as JSON objects of their columns (orjson). No token, validation,
+encryption, ORM or presentation: what the hub's request costs above this is its own Python.
 
 Each statement is prepared once per connection, as the hub's marked statements are
 (referral_hub/prepared.py, whose text-to-EXECUTE step this app borrows): the best the database
@@ -16,14 +16,15 @@ import pickle
 import uuid
 from pathlib import Path
 
+import orjson
 import psycopg2.pool
-from flask import Flask, request
+from flask import Flask, Response, request
 
 from referral_hub.prepared import executed
 
-CREATE, STATUS = (
-    pickle.loads(Path(os.environ[name]).read_bytes())
-    for name in ("BARE_CREATE_STATEMENTS", "BARE_STATUS_STATEMENTS")
+CREATE, STATUS, LIST = (
+    pickle.loads(Path(os.environ[f"BARE_{name}_STATEMENTS"]).read_bytes())
+    for name in ("CREATE", "STATUS", "LIST")
 )
 app = Flask(__name__)
 pool = None
@@ -40,8 +41,8 @@ def connection_pool():
 
 def _replay(captured, values):
     """The captured statements in one transaction, each value of the captured request that
-    `values` names replaced by this request's."""
-    connection = connection_pool().getconn()
+    `values` names replaced by this request's; the last one's rows."""
+    rows, connection = [], connection_pool().getconn()
     try:
         with connection, connection.cursor() as cursor:
             kept = prepared.setdefault(connection, {})
@@ -52,9 +53,11 @@ def _replay(captured, values):
                 }
                 cursor.execute(executed(cursor, kept, statement), fresh)
                 if cursor.description:
-                    cursor.fetchall()
+                    names = [column.name for column in cursor.description]
+                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         connection_pool().putconn(connection)
+    return rows
 
 
 @app.post("/create")
@@ -74,6 +77,12 @@ def change_status(referral_id):
     request.get_json()
     _replay(STATUS, {STATUS["id"]: referral_id})
     return {"id": referral_id}
+
+
+@app.get("/list")
+def list_referrals():
+    """orjson, as the hub writes its JSON: the fastest way from rows to a body."""
+    return Response(orjson.dumps({"items": _replay(LIST, {})}), mimetype="application/json")
 
 
 @app.get("/hello")
