@@ -41,8 +41,8 @@ def connection_pool():
 
 def _replay(captured, values):
     """The captured statements in one transaction, each value of the captured request that
-    `values` names replaced by this request's; the last one's rows."""
-    rows, connection = [], connection_pool().getconn()
+    `values` names replaced by this request's; the last one's rows, as dicts."""
+    connection = connection_pool().getconn()
     try:
         with connection, connection.cursor() as cursor:
             kept = prepared.setdefault(connection, {})
@@ -52,12 +52,11 @@ def _replay(captured, values):
                     for name, value in parameters.items()
                 }
                 cursor.execute(executed(cursor, kept, statement), fresh)
-                if cursor.description:
-                    names = [column.name for column in cursor.description]
-                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                rows = cursor.fetchall() if cursor.description else []
+            names = [column.name for column in cursor.description or ()]
     finally:
         connection_pool().putconn(connection)
-    return rows
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 @app.post("/create")
